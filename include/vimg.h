@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvimg public API: encrypted virtual-machine disk images, byte-compatible
+ * with QEMU 7.2 and cryptsetup 2.6.
+ *
+ * Conventions
+ * - Every function that can fail returns 0 (or a non-negative value) on
+ *   success and a negative errno on failure.  When the caller passes a
+ *   non-NULL `struct vimg_error **errp`, a message object is stored there
+ *   (caller frees it with vimg_error_free()).  The library never prints and
+ *   never exits.
+ * - A wrong passphrase fails with -EPERM.
+ * - Objects are opaque; X_free(NULL) / X_close(NULL) are no-ops.
+ * - Option strings use qemu-img's syntax: "key=value,key=value", a doubled
+ *   comma ",," stands for a literal comma.
+ */
+#ifndef VIMG_H
+#define VIMG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIMG_API __attribute__((visibility("default")))
+
+struct json_object;   /* json-c */
+
+/* ---- errors ------------------------------------------------------------ */
+
+struct vimg_error;
+
+/** vimg_error_message - the human-readable message (never NULL). */
+VIMG_API const char *vimg_error_message(const struct vimg_error *err);
+/** vimg_error_code - the negative errno the failing call returned. */
+VIMG_API int vimg_error_code(const struct vimg_error *err);
+VIMG_API void vimg_error_free(struct vimg_error *err);
+
+/** vimg_version - the library version string, e.g. "0.1.0". */
+VIMG_API const char *vimg_version(void);
+
+/* ---- key=value option lists (QemuOpts syntax) -------------------------- */
+
+struct vimg_opts;
+
+VIMG_API struct vimg_opts *vimg_opts_new(void);
+VIMG_API void vimg_opts_free(struct vimg_opts *opts);
+/**
+ * vimg_opts_parse - append "k=v,k2=v2" to @opts.
+ * @implied_key: if not NULL, a first element without '=' is taken as the
+ *   value of this key (e.g. "secret,id=s0" with implied_key "qom-type").
+ * A later duplicate key overrides an earlier one.  ",," is a literal comma.
+ * Return: 0, or -EINVAL (empty key, ...).
+ */
+VIMG_API int vimg_opts_parse(struct vimg_opts *opts, const char *str,
+                             const char *implied_key, struct vimg_error **errp);
+/** vimg_opts_set - set (or replace) @key.  Return 0 or -ENOMEM. */
+VIMG_API int vimg_opts_set(struct vimg_opts *opts, const char *key,
+                           const char *value);
+/** vimg_opts_get - value of @key or NULL; does not mark it used. */
+VIMG_API const char *vimg_opts_get(const struct vimg_opts *opts,
+                                   const char *key);
+/** vimg_opts_take - like get, and marks @key as consumed. */
+VIMG_API const char *vimg_opts_take(struct vimg_opts *opts, const char *key);
+VIMG_API size_t vimg_opts_count(const struct vimg_opts *opts);
+VIMG_API const char *vimg_opts_key(const struct vimg_opts *opts, size_t i);
+VIMG_API const char *vimg_opts_value(const struct vimg_opts *opts, size_t i);
+/**
+ * vimg_opts_check_unused - fail with qemu's "Parameter 'K' is unexpected"
+ * (-EINVAL) for the first key never taken.
+ */
+VIMG_API int vimg_opts_check_unused(const struct vimg_opts *opts,
+                                    struct vimg_error **errp);
+
+/* ---- secrets ------------------------------------------------------------ */
+
+struct vimg_secrets;
+
+VIMG_API struct vimg_secrets *vimg_secrets_new(void);
+/** vimg_secrets_free - wipes every secret, then frees. */
+VIMG_API void vimg_secrets_free(struct vimg_secrets *s);
+
+/* Flags reported by vimg_secrets_add_object(). */
+#define VIMG_SECRET_INLINE_DATA 0x1  /* data= put the secret on a command line */
+
+/**
+ * vimg_secrets_add_object - add a qemu --object definition:
+ *   "secret,id=ID,data=STR|file=PATH[,format=raw|base64][,keyid=ID2,iv=B64]"
+ *   "secret_keyring,id=ID,serial=N[,format=..][,keyid=..,iv=..]"
+ * Objects of other types are refused (-EINVAL).  The file is read verbatim
+ * (a trailing newline is part of the secret).  keyid/iv: the payload is
+ * AES-256-CBC encrypted with secret ID2 (which must already exist).
+ * @flags_out: if not NULL, receives VIMG_SECRET_* flags.
+ * Return: 0, -EINVAL (syntax, qemu's messages), -ENOENT, -EEXIST (id in use),
+ *   -EIO, -ENOKEY (keyring).
+ */
+VIMG_API int vimg_secrets_add_object(struct vimg_secrets *s, const char *spec,
+                                     unsigned *flags_out,
+                                     struct vimg_error **errp);
+/** vimg_secrets_add - add raw secret bytes under @id (copied to safe memory). */
+VIMG_API int vimg_secrets_add(struct vimg_secrets *s, const char *id,
+                              const void *data, size_t len,
+                              struct vimg_error **errp);
+/** vimg_secrets_has - whether @id is defined. */
+VIMG_API bool vimg_secrets_has(const struct vimg_secrets *s, const char *id);
+
+/* ---- images ------------------------------------------------------------- */
+
+struct vimg_image;
+
+/* Open flags. */
+#define VIMG_OPEN_RDWR   0x1  /* open read-write (default read-only) */
+#define VIMG_OPEN_NO_IO  0x2  /* metadata only: no key needed, no data I/O  */
+
+/* Block status bits (vimg_image_block_status). */
+#define VIMG_BLOCK_DATA       0x1  /* allocated in this layer, holds data    */
+#define VIMG_BLOCK_ZERO       0x2  /* reads as zeroes                        */
+#define VIMG_BLOCK_OFFSET     0x4  /* *host_offset is valid (plain formats)  */
+
+/* Zero flags. */
+#define VIMG_ZERO_MAY_UNMAP   0x1
+
+/**
+ * vimg_image_open - open an image.
+ * @filename: path of the image file.
+ * @format: "raw", "luks", ... or NULL to probe (LUKS1 magic -> "luks").
+ * @opts: driver options in qemu's --image-opts spelling without "driver"
+ *   and "file.filename" (e.g. "key-secret" for luks, "encrypt.key-secret"
+ *   for qcow2); may be NULL.  Every key must be understood, otherwise
+ *   "Parameter 'K' is unexpected".
+ * @secrets: where key-secret ids are looked up; may be NULL.
+ * @flags: VIMG_OPEN_*.
+ * Without VIMG_OPEN_NO_IO an encrypted image needs its key; there is no
+ * way to obtain a readable handle on an encrypted image without one.
+ * Return: 0, -EPERM wrong passphrase, -EINVAL bad header/option, -ENOTSUP,
+ *   -ENOENT, -EIO ...
+ */
+VIMG_API int vimg_image_open(const char *filename, const char *format,
+                             struct vimg_opts *opts,
+                             struct vimg_secrets *secrets, unsigned flags,
+                             struct vimg_image **out,
+                             struct vimg_error **errp);
+/** vimg_image_close - flush (if writable) and close.  Return as flush. */
+VIMG_API int vimg_image_close(struct vimg_image *img, struct vimg_error **errp);
+
+/**
+ * vimg_image_create - create a new image file (truncating an existing one).
+ * @opts: qemu-img -o creation options of @format (e.g. "key-secret",
+ *   "cipher-alg", "iter-time", vimg's "iter-count"); may be NULL.
+ * @size: virtual size in bytes (rounded up to 512 like qemu-img).
+ * On failure no half-made file is left behind.
+ */
+VIMG_API int vimg_image_create(const char *filename, const char *format,
+                               uint64_t size, struct vimg_opts *opts,
+                               struct vimg_secrets *secrets,
+                               struct vimg_error **errp);
+
+VIMG_API const char *vimg_image_format(const struct vimg_image *img);
+VIMG_API const char *vimg_image_filename(const struct vimg_image *img);
+VIMG_API uint64_t vimg_image_size(const struct vimg_image *img);
+VIMG_API bool vimg_image_encrypted(const struct vimg_image *img);
+VIMG_API bool vimg_image_writable(const struct vimg_image *img);
+/** vimg_image_alignment - request alignment in bytes (512 for encrypted). */
+VIMG_API uint32_t vimg_image_alignment(const struct vimg_image *img);
+
+/* Data I/O.  Ranges must lie within the virtual size.  Unaligned requests
+ * are handled (read-modify-write) by the library. */
+VIMG_API int vimg_image_pread(struct vimg_image *img, void *buf, size_t len,
+                              uint64_t offset, struct vimg_error **errp);
+VIMG_API int vimg_image_pwrite(struct vimg_image *img, const void *buf,
+                               size_t len, uint64_t offset,
+                               struct vimg_error **errp);
+/** vimg_image_zero - make a range read as zeroes (VIMG_ZERO_* flags). */
+VIMG_API int vimg_image_zero(struct vimg_image *img, uint64_t offset,
+                             uint64_t len, unsigned flags,
+                             struct vimg_error **errp);
+/** vimg_image_discard - hint that a range is unused; contents undefined. */
+VIMG_API int vimg_image_discard(struct vimg_image *img, uint64_t offset,
+                                uint64_t len, struct vimg_error **errp);
+VIMG_API int vimg_image_flush(struct vimg_image *img, struct vimg_error **errp);
+/** vimg_image_truncate - change the virtual size (shrinking needs @shrink). */
+VIMG_API int vimg_image_truncate(struct vimg_image *img, uint64_t size,
+                                 bool shrink, struct vimg_error **errp);
+
+/**
+ * vimg_image_block_status - describe [offset, offset+len).
+ * *pnum receives the length (>0) of the leading run with one status,
+ * *status VIMG_BLOCK_* bits, *host_offset the file offset when
+ * VIMG_BLOCK_OFFSET is set (may be NULL).
+ */
+VIMG_API int vimg_image_block_status(struct vimg_image *img, uint64_t offset,
+                                     uint64_t len, uint64_t *pnum,
+                                     unsigned *status, uint64_t *host_offset,
+                                     struct vimg_error **errp);
+
+/**
+ * vimg_image_info - qemu-img info's ImageInfo for this image, as a new json-c
+ * object with qemu's keys ("virtual-size", "filename", "format",
+ * "actual-size", "encrypted", "dirty-flag", "format-specific", ...).
+ * Works on VIMG_OPEN_NO_IO handles.  Caller releases with json_object_put().
+ */
+VIMG_API int vimg_image_info(struct vimg_image *img, struct json_object **out,
+                             struct vimg_error **errp);
+
+/* ---- formats ------------------------------------------------------------ */
+
+enum vimg_opt_type {
+    VIMG_OPT_STRING,
+    VIMG_OPT_BOOL,
+    VIMG_OPT_NUMBER,
+    VIMG_OPT_SIZE,
+};
+
+/** One creation option, as `qemu-img create -f FMT -o help` lists them. */
+struct vimg_opt_desc {
+    const char *name;
+    enum vimg_opt_type type;
+    const char *help;
+    const char *def;          /* default shown in "Formatting" line or NULL */
+};
+
+/** vimg_format_known - whether @format names a supported format. */
+VIMG_API bool vimg_format_known(const char *format);
+/**
+ * vimg_format_create_opts - the creation options of @format, terminated by
+ * an entry with name NULL, in qemu-img's order; NULL for unknown formats.
+ */
+VIMG_API const struct vimg_opt_desc *vimg_format_create_opts(const char *format);
+/** vimg_format_list - NULL-terminated array of format names. */
+VIMG_API const char *const *vimg_format_list(void);
+/**
+ * vimg_probe - guess the format of @filename from its content.
+ * @format_out receives a static string ("luks", "raw", ...).
+ */
+VIMG_API int vimg_probe(const char *filename, const char **format_out,
+                        struct vimg_error **errp);
+
+/* ---- format-independent operations -------------------------------------- */
+
+/** Progress callback: @done out of @total units; return non-zero to cancel. */
+typedef int (*vimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+struct vimg_copy_params {
+    uint64_t buf_size;        /* bytes per request; 0 = default (2 MiB)   */
+    uint64_t sparse_size;     /* -S: runs of zeroes at least this long are
+                                 not written; 0 = write everything        */
+    bool target_is_zero;      /* target known to read as zeroes           */
+    bool target_has_zero_init;/* target reads zero where never written    */
+    vimg_progress_fn progress;
+    void *progress_opaque;
+};
+
+/**
+ * vimg_copy - copy the guest content of @src into @dst (qemu-img convert's
+ * data path).  dst must be at least as large as src.
+ */
+VIMG_API int vimg_copy(struct vimg_image *src, struct vimg_image *dst,
+                       const struct vimg_copy_params *params,
+                       struct vimg_error **errp);
+
+/**
+ * vimg_compare - compare guest content (qemu-img compare semantics: the
+ * shorter image is treated as zero-extended unless @strict).
+ * Return: 0 identical, 1 different (*mismatch_offset set), <0 error.
+ */
+VIMG_API int vimg_compare(struct vimg_image *a, struct vimg_image *b,
+                          bool strict, uint64_t *mismatch_offset,
+                          vimg_progress_fn progress, void *progress_opaque,
+                          struct vimg_error **errp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIMG_H */

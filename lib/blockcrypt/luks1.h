@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * LUKS1 (on-disk format spec 1.2.x) block encryption, compatible with QEMU
+ * 7.2 crypto/block-luks and cryptsetup 2.6.
+ *
+ * The format code does no I/O: the caller supplies callbacks that read and
+ * write bytes relative to the start of the LUKS header (raw LUKS maps them
+ * to file offsets, qcow2 maps them into its crypto-header clusters and
+ * bounds-checks against the extension length).
+ *
+ * Pipeline: load (read + byte-swap a copy + check every field + parse
+ * names) -> unlock (try each active slot; verify the master-key digest) ->
+ * sector encrypt/decrypt.  create writes a fresh header and slot 0.
+ */
+#ifndef VIMG_LUKS1_H
+#define VIMG_LUKS1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vimg.h"
+#include "crypto/crypto.h"
+
+#define LUKS1_HEADER_SIZE   592
+#define LUKS1_NUM_SLOTS     8
+#define LUKS1_STRIPES       4000
+#define LUKS1_SALT_LEN      32
+#define LUKS1_DIGEST_LEN    20
+
+struct luks1_io {
+    void *opaque;
+    /** read @len bytes at @off (relative to the header start); 0 or -errno + errp. */
+    int (*read)(void *opaque, uint64_t off, void *buf, size_t len,
+                struct vimg_error **errp);
+    /** write likewise; may be NULL for read-only use. */
+    int (*write)(void *opaque, uint64_t off, const void *buf, size_t len,
+                 struct vimg_error **errp);
+};
+
+struct luks1_create_params {
+    enum crypto_cipher_alg cipher;     /* default AES_256 */
+    enum crypto_cipher_mode mode;      /* default XTS */
+    enum crypto_ivgen_alg ivgen;       /* default PLAIN64 */
+    enum crypto_hash_alg ivgen_hash;   /* used with ESSIV; default SHA256 */
+    bool ivgen_hash_set;               /* true if the user named ivgen-hash-alg
+                                          (then written even for plain/plain64,
+                                          as qemu does: "xts-plain64:sha1") */
+    enum crypto_hash_alg hash;         /* default SHA256 */
+    int64_t iter_time_ms;              /* default 2000; 0 -> 1000 iterations */
+    uint32_t iterations;               /* vimg extension: if non-zero, use this
+                                          slot iteration count and skip the
+                                          benchmark (scripts, tests) */
+    uint32_t mk_iterations;            /* 0 = derived (iterations/8, >= 1000) */
+};
+
+/** luks1_create_params_default - QEMU's defaults: aes-256 xts plain64 sha256 2000 ms. */
+void luks1_create_params_default(struct luks1_create_params *p);
+
+struct luks1;
+
+/**
+ * luks1_probe - whether @buf (>= 8 bytes) starts with the LUKS magic;
+ * returns the version field (1, 2, ...) or 0 if not LUKS.
+ */
+int luks1_probe(const uint8_t *buf, size_t len);
+
+/**
+ * luks1_load - read and validate the header (no key needed).  Each check has
+ * one message, in qemu's order and wording (see qemu-facts.md 5.6), e.g.
+ * "Volume is not in LUKS format", "LUKS version 2 is not supported",
+ * "Keyslot 3 is overlapping with the encrypted payload".
+ * Return: 0, -EINVAL (bad header), -ENOTSUP (unsupported algorithm), -EIO.
+ */
+int luks1_load(const struct luks1_io *io, struct luks1 **out,
+               struct vimg_error **errp);
+
+/**
+ * luks1_unlock - try every active slot in order with @pw; on success the
+ * master key is kept (safe memory) and sector I/O is possible.
+ * Return: slot number (>= 0), or -EPERM "Invalid password, cannot unlock any
+ * keyslot", -EIO ...
+ */
+int luks1_unlock(struct luks1 *l, const char *pw, size_t pwlen,
+                 struct vimg_error **errp);
+
+/**
+ * luks1_create - write a new header + slot 0 through @io.  The caller has
+ * made sure the area [0, payload offset) exists (zero-filled).
+ * Fails with "Unsupported cipher mode xts" etc. for impossible combinations.
+ * On success *out is an unlocked handle.
+ */
+int luks1_create(const struct luks1_io *io,
+                 const struct luks1_create_params *p, const char *pw,
+                 size_t pwlen, struct luks1 **out, struct vimg_error **errp);
+
+/**
+ * luks1_geometry - payload offset in bytes for @p without creating anything
+ * (for measure and for preparing the area before luks1_create).
+ */
+int luks1_payload_bytes(const struct luks1_create_params *p, uint64_t *out,
+                        struct vimg_error **errp);
+
+void luks1_free(struct luks1 *l);
+
+/** luks1_payload_offset - payload offset in bytes (header field * 512). */
+uint64_t luks1_payload_offset(const struct luks1 *l);
+bool luks1_unlocked(const struct luks1 *l);
+
+/**
+ * luks1_encrypt/decrypt - in place over @len bytes (multiple of 512);
+ * the first 512-byte unit uses IV sector @sector.  Needs an unlocked handle
+ * (-EACCES otherwise).
+ */
+int luks1_encrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len);
+int luks1_decrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len);
+
+/**
+ * luks1_info - add qemu's QCryptoBlockInfoLUKS keys to @obj: "ivgen-alg",
+ * ["ivgen-hash-alg" only with essiv], "hash-alg", "cipher-alg", "uuid",
+ * "cipher-mode", "slots" [{active, iters?, key-offset, stripes?}],
+ * "payload-offset" (bytes), "master-key-iters".  (The qcow2 wrapper adds
+ * "format": "luks" itself.)
+ */
+int luks1_info(const struct luks1 *l, struct json_object *obj,
+               struct vimg_error **errp);
+
+#endif /* VIMG_LUKS1_H */

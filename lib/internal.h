@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private definitions of libvimg: error helpers, the image object and the
+ * format ops table.  Only lib/format/image.c calls through the ops table; it
+ * checks state, range and flags first (the nbdkit backend.c model).
+ */
+#ifndef VIMG_INTERNAL_H
+#define VIMG_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vimg.h"
+#include "cleanup.h"
+
+/* ---- errors (lib/errors.c) --------------------------------------------- */
+
+/**
+ * vimg_error_set - store a new error in *errp (if errp != NULL and no error
+ * is stored yet: the first, deepest error wins) and return @code.
+ * @code: a negative errno.
+ * Usage: `return vimg_error_set(errp, -EINVAL, "Keyslot %d is corrupted", i);`
+ */
+int vimg_error_set(struct vimg_error **errp, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** vimg_error_setv - va_list variant. */
+int vimg_error_setv(struct vimg_error **errp, int code, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 3, 0)));
+/**
+ * vimg_error_prefix - prepend "PREFIX: " to the stored error's message, if
+ * any (adds context on the way up, e.g. "Could not open 'x.img'").
+ */
+void vimg_error_prefix(struct vimg_error **errp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/**
+ * vimg_error_from_errno - for leaf (-errno only) failures: set a message
+ * "WHAT: strerror(-code)" and return @code.
+ */
+int vimg_error_errno(struct vimg_error **errp, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- options (lib/opts.c): vimg_opts helpers beyond the public API ------ */
+
+/**
+ * opts_take_bool - take @key parsed as qemu bool (on/off/yes/no/true/false).
+ * Return: 0 and *out set (unchanged if absent), or -EINVAL with
+ * "Parameter 'K' expects 'on' or 'off'".
+ */
+int opts_take_bool(struct vimg_opts *o, const char *key, bool *out,
+                   struct vimg_error **errp);
+/** opts_take_u64 - a plain unsigned number ("Parameter 'K' expects a number"). */
+int opts_take_u64(struct vimg_opts *o, const char *key, uint64_t *out,
+                  struct vimg_error **errp);
+/** opts_take_i64 - a signed number. */
+int opts_take_i64(struct vimg_opts *o, const char *key, int64_t *out,
+                  struct vimg_error **errp);
+/**
+ * opts_take_size - a size with optional suffix k/K, M, G, T, P, E (powers
+ * of 1024) or b/B (bytes), like qemu-img.
+ */
+int opts_take_size(struct vimg_opts *o, const char *key, uint64_t *out,
+                   struct vimg_error **errp);
+/** parse_size - the same syntax on a plain string ("64M"). -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *out);
+
+/* ---- file I/O (lib/io.c): all-or-nothing helpers ------------------------ */
+
+/** full_pread - read exactly @len bytes; a short read (EOF) is -EIO. */
+int full_pread(int fd, void *buf, size_t len, uint64_t off);
+/** full_pread_zero - like full_pread, but bytes past EOF read as zero. */
+int full_pread_zero(int fd, void *buf, size_t len, uint64_t off);
+int full_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/** file_size - st_size, or -errno. */
+int64_t file_size(int fd);
+/** file_allocated - st_blocks*512 (qemu's "actual-size"), or -errno. */
+int64_t file_allocated(int fd);
+/** file_punch_zero - make a byte range of a file read as zeroes. */
+int file_punch_zero(int fd, uint64_t off, uint64_t len, bool may_unmap);
+
+/* ---- images and formats -------------------------------------------------- */
+
+struct vimg_format_ops;
+
+struct vimg_image {
+    const struct vimg_format_ops *ops;
+    char *filename;
+    int fd;                  /* the image file, -1 if the format keeps none */
+    unsigned flags;          /* VIMG_OPEN_* */
+    uint64_t size;           /* virtual size in bytes, kept by the format   */
+    bool encrypted;
+    uint32_t alignment;      /* request alignment in bytes (1 or 512)       */
+    void *priv;              /* the format's private state                  */
+};
+
+/*
+ * One format.  Ranges and flags are validated by image.c before any call:
+ * pread/pwrite/zero get in-range requests aligned to img->alignment and
+ * are never called on VIMG_OPEN_NO_IO handles; writes only on RDWR handles.
+ * Every callback that fails sets *errp.
+ */
+struct vimg_format_ops {
+    const char *name;
+    /** probe - score 0..100 for the first bytes of a file (@len <= 4096). */
+    int (*probe)(const uint8_t *buf, size_t len, const char *filename);
+    /** open - img->fd, filename, flags are set; fill size/encrypted/priv. */
+    int (*open)(struct vimg_image *img, struct vimg_opts *opts,
+                struct vimg_secrets *secrets, struct vimg_error **errp);
+    void (*close)(struct vimg_image *img);
+    /** create - @fd is the new empty file opened RDWR. */
+    int (*create)(int fd, const char *filename, uint64_t size,
+                  struct vimg_opts *opts, struct vimg_secrets *secrets,
+                  struct vimg_error **errp);
+    const struct vimg_opt_desc *create_opts;
+    int (*pread)(struct vimg_image *img, void *buf, size_t len,
+                 uint64_t off, struct vimg_error **errp);
+    int (*pwrite)(struct vimg_image *img, const void *buf, size_t len,
+                  uint64_t off, struct vimg_error **errp);
+    int (*zero)(struct vimg_image *img, uint64_t off, uint64_t len,
+                unsigned flags, struct vimg_error **errp);
+    int (*discard)(struct vimg_image *img, uint64_t off, uint64_t len,
+                   struct vimg_error **errp);
+    int (*flush)(struct vimg_image *img, struct vimg_error **errp);
+    int (*truncate)(struct vimg_image *img, uint64_t size, bool shrink,
+                    struct vimg_error **errp);
+    int (*block_status)(struct vimg_image *img, uint64_t off, uint64_t len,
+                        uint64_t *pnum, unsigned *status,
+                        uint64_t *host_offset, struct vimg_error **errp);
+    /**
+     * info - add format-specific keys to @info (the top-level ImageInfo
+     * object; image.c has already set virtual-size, filename, format,
+     * actual-size, encrypted, dirty-flag).
+     */
+    int (*info)(struct vimg_image *img, struct json_object *info,
+                struct vimg_error **errp);
+};
+
+extern const struct vimg_format_ops vimg_format_raw;
+extern const struct vimg_format_ops vimg_format_luks;
+
+#endif /* VIMG_INTERNAL_H */
