@@ -9,7 +9,7 @@
 
 /**
  * base64_decode - decode @in (length @inlen) into a new buffer from
- * safe_alloc (it may hold secrets); *out/*outlen set on success.
+ * safe_alloc (it may hold secrets); *out and *outlen set on success.
  * Return: 0, -EINVAL (invalid characters or length), -ENOMEM.
  */
 int base64_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);

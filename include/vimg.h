@@ -53,6 +53,7 @@ VIMG_API void vimg_opts_free(struct vimg_opts *opts);
  * @implied_key: if not NULL, a first element without '=' is taken as the
  *   value of this key (e.g. "secret,id=s0" with implied_key "qom-type").
  * A later duplicate key overrides an earlier one.  ",," is a literal comma.
+ * A bare "key" means key=on and "nokey" key=off (qemu's shorthand).
  * Return: 0, or -EINVAL (empty key, ...).
  */
 VIMG_API int vimg_opts_parse(struct vimg_opts *opts, const char *str,
@@ -91,7 +92,8 @@ VIMG_API void vimg_secrets_free(struct vimg_secrets *s);
  *   "secret,id=ID,data=STR|file=PATH[,format=raw|base64][,keyid=ID2,iv=B64]"
  *   "secret_keyring,id=ID,serial=N[,format=..][,keyid=..,iv=..]"
  * Objects of other types are refused (-EINVAL).  The file is read verbatim
- * (a trailing newline is part of the secret).  keyid/iv: the payload is
+ * (a trailing newline is part of the secret).  The deprecated 'loaded'
+ * property is refused as qemu 7.2 refuses it.  keyid/iv: the payload is
  * AES-256-CBC encrypted with secret ID2 (which must already exist).
  * @flags_out: if not NULL, receives VIMG_SECRET_* flags.
  * Return: 0, -EINVAL (syntax, qemu's messages), -ENOENT, -EEXIST (id in use),

@@ -19,10 +19,17 @@ int secret_get_bytes(const struct vimg_secrets *s, const char *id,
                      uint8_t **out, size_t *len, struct vimg_error **errp);
 /**
  * secret_get_password - the payload as a passphrase: must be valid UTF-8
- * ("Data from secret ID is not valid UTF-8", -EINVAL) and is cut at the
- * first NUL byte; the result is NUL-terminated (*len excludes the NUL).
+ * without NUL bytes, as qemu 7.2 checks it ("Data from secret ID is not
+ * valid UTF-8", -EINVAL); the result is NUL-terminated (*len excludes it).
  */
 int secret_get_password(const struct vimg_secrets *s, const char *id,
                         char **out, size_t *len, struct vimg_error **errp);
+
+/**
+ * secret_keyring_read - the payload of kernel key @serial (keyctl read).
+ * Error: "Unable to read serial key %08x: <strerror>" (-ENOKEY, ...).
+ */
+int secret_keyring_read(int32_t serial, uint8_t **out, size_t *len,
+                        struct vimg_error **errp);
 
 #endif /* VIMG_SECRET_H */

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Memory for key material.  Every buffer is its own anonymous mapping: a
+ * small header (mapping size and user length) followed by the user area,
+ * rounded up to whole pages.  The pages are mlock()ed when the RLIMIT_MEMLOCK
+ * budget allows (best effort: failure is ignored), marked MADV_DONTDUMP so
+ * they never land in a core file, start zeroed, and are wiped with
+ * explicit_bzero() before munmap().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "safemem.h"
+
+#define SAFE_MAGIC 0x5afe4d656d6f7279ULL   /* guards against foreign pointers */
+
+/* Placed directly before the user area; 32 bytes keeps it 16-aligned. */
+struct safe_hdr {
+    uint64_t magic;
+    size_t map_len;    /* whole mapping, header included */
+    size_t len;        /* what the caller asked for */
+    size_t pad;
+};
+
+static struct safe_hdr *
+hdr_of(const void *p)
+{
+    return (struct safe_hdr *)((uintptr_t)p - sizeof(struct safe_hdr));
+}
+
+void
+safe_wipe(void *p, size_t len)
+{
+    if (p && len) {
+        explicit_bzero(p, len);
+    }
+}
+
+void *
+safe_alloc(size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t psz = page > 0 ? (size_t)page : 4096;
+    size_t total;
+    struct safe_hdr *h;
+    void *map;
+
+    if (len > SIZE_MAX - sizeof(*h) - psz) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    total = (len + sizeof(*h) + psz - 1) / psz * psz;
+    map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Best effort: an unprivileged process may exceed its mlock budget. */
+    (void)mlock(map, total);
+#ifdef MADV_DONTDUMP
+    (void)madvise(map, total, MADV_DONTDUMP);
+#endif
+    /* Anonymous mappings are already zero-filled. */
+    h = map;
+    h->magic = SAFE_MAGIC;
+    h->map_len = total;
+    h->len = len;
+    return h + 1;
+}
+
+void
+safe_free(void *p)
+{
+    struct safe_hdr *h;
+    size_t total;
+    int saved = errno;
+
+    if (!p) {
+        return;
+    }
+    h = hdr_of(p);
+    if (h->magic != SAFE_MAGIC) {
+        /* Not ours: refusing is safer than unmapping a random range. */
+        return;
+    }
+    total = h->map_len;
+    explicit_bzero(h, total);
+    (void)munlock(h, total);
+    (void)munmap(h, total);
+    errno = saved;
+}
+
+size_t
+safe_len(const void *p)
+{
+    if (!p || hdr_of(p)->magic != SAFE_MAGIC) {
+        return 0;
+    }
+    return hdr_of(p)->len;
+}
+
+void *
+safe_memdup(const void *src, size_t len)
+{
+    void *p = safe_alloc(len);
+
+    if (p && len) {
+        memcpy(p, src, len);
+    }
+    return p;
+}
+
+bool
+safe_memeq(const void *a, const void *b, size_t len)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+    size_t i;
+
+    /* No early exit: the loop always visits all @len bytes. */
+    for (i = 0; i < len; i++) {
+        diff |= (uint8_t)(x[i] ^ y[i]);
+    }
+    return diff == 0;
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit test of common/safemem.c: zeroed allocation, length bookkeeping,
+ * memdup, the constant-time comparison, core-dump exclusion (VmFlags "dd"
+ * in /proc/self/smaps) and that safe_free() really unmaps the buffer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "safemem.h"
+#include "tap.h"
+
+/* The VmFlags line of the mapping that contains @p, or "" if none. */
+static void
+vmflags_of(const void *p, char *out, size_t outlen)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int in_map = 0;
+
+    out[0] = '\0';
+    if (!f) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
+            line[0] != 'V') {
+            in_map = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        } else if (in_map && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, outlen, "%s", line);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+int
+main(void)
+{
+    uint8_t *p, *q;
+    size_t i;
+    int zero = 1;
+
+    p = safe_alloc(100);
+    ok(p != NULL, "safe_alloc(100)");
+    for (i = 0; i < 100; i++) {
+        zero &= p[i] == 0;
+    }
+    ok(zero, "safe_alloc memory is zeroed");
+    ok(safe_len(p) == 100, "safe_len reports 100");
+    ok(((uintptr_t)p & 15) == 0, "safe_alloc is 16-byte aligned");
+    memset(p, 0xa5, 100);
+
+    {
+        char flags[512];
+
+        vmflags_of(p, flags, sizeof(flags));
+        if (flags[0]) {
+            ok(strstr(flags, " dd") != NULL,
+               "mapping is excluded from core dumps (MADV_DONTDUMP)");
+        } else {
+            printf("# skip: /proc/self/smaps not readable\n");
+        }
+    }
+
+    q = safe_memdup(p, 100);
+    ok(q && q != p && safe_len(q) == 100 && memcmp(p, q, 100) == 0,
+       "safe_memdup copies content and length");
+
+    ok(safe_memeq(p, q, 100), "safe_memeq equal buffers");
+    q[99] ^= 1;
+    ok(!safe_memeq(p, q, 100), "safe_memeq detects last-byte difference");
+    q[99] ^= 1;
+    q[0] ^= 0x80;
+    ok(!safe_memeq(p, q, 100), "safe_memeq detects first-byte difference");
+    ok(safe_memeq(p, q + 1, 0), "safe_memeq of 0 bytes is true");
+    ok(safe_memeq(p + 1, q + 1, 99), "safe_memeq on a sub-range");
+
+    safe_wipe(q, 50);
+    zero = 1;
+    for (i = 0; i < 50; i++) {
+        zero &= q[i] == 0;
+    }
+    ok(zero && q[50] == 0xa5, "safe_wipe clears exactly the range");
+
+    /* Length 0 is a valid, freeable buffer. */
+    {
+        void *z = safe_alloc(0);
+
+        ok(z != NULL && safe_len(z) == 0, "safe_alloc(0)");
+        safe_free(z);
+    }
+
+    /* Larger than a page: still one zeroed buffer. */
+    {
+        size_t n = 3 * 4096 + 17;
+        uint8_t *big = safe_alloc(n);
+
+        ok(big && safe_len(big) == n && big[n - 1] == 0,
+           "multi-page allocation");
+        if (big) {
+            big[n - 1] = 1;
+        }
+        safe_free(big);
+    }
+
+    /* An absurd size fails cleanly. */
+    errno = 0;
+    ok(safe_alloc(SIZE_MAX - 8) == NULL && errno == ENOMEM,
+       "huge safe_alloc fails with ENOMEM");
+
+    /* After safe_free the pages are gone (mincore() fails with ENOMEM). */
+    {
+        long psz = sysconf(_SC_PAGESIZE);
+        uintptr_t page = (uintptr_t)p & ~(uintptr_t)(psz - 1);
+        unsigned char vec;
+
+        ok(mincore((void *)page, (size_t)psz, &vec) == 0,
+           "buffer mapped before safe_free");
+        safe_free(p);
+        ok(mincore((void *)page, (size_t)psz, &vec) == -1 && errno == ENOMEM,
+           "buffer unmapped after safe_free");
+    }
+    safe_free(q);
+    safe_free(NULL);        /* must not crash */
+    ok(safe_len(NULL) == 0, "safe_len(NULL) is 0");
+
+    return tap_done();
+}
