@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * "vimg create": make a new image like qemu-img create.  Validates the -o
+ * list against the format's creation options, prints qemu's
+ * "Formatting 'F', fmt=FMT ..." line (options in description order, set
+ * values or defaults, size in bytes) and calls vimg_image_create().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+static const char create_help[] =
+    "Create a new disk image FILENAME of SIZE bytes.\n"
+    "\n"
+    "Options:\n"
+    "  --object OBJECTDEF   define a secret (repeatable); see vimg(1)\n"
+    "  -f FMT               image format (default raw)\n"
+    "  -o OPTIONS           format options, e.g. key-secret=sec0,"
+    "iter-time=2000;\n"
+    "                       '-o help' lists the options of FMT\n"
+    "  -b BACKING_FILE      backing file (formats with backing files only)\n"
+    "  -F BACKING_FMT       format of the backing file\n"
+    "  -u                   do not open the backing file\n"
+    "  -q                   quiet\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "SIZE accepts the suffixes k, M, G, T, P and E (powers of 1024).\n";
+
+/* Print the "Formatting ..." line. */
+static void
+print_formatting(const char *filename, const char *fmt, uint64_t size,
+                 const struct vimg_opt_desc *desc, struct vimg_opts *opts)
+{
+    printf("Formatting '%s', fmt=%s", filename, fmt);
+    for (; desc && desc->name; desc++) {
+        const char *v;
+
+        if (strcmp(desc->name, "size") == 0) {
+            printf(" size=%" PRIu64, size);
+            continue;
+        }
+        v = vimg_opts_get(opts, desc->name);
+        if (v) {
+            uint64_t n;
+
+            if (desc->type == VIMG_OPT_SIZE && cli_parse_size(v, &n) == 0) {
+                printf(" %s=%" PRIu64, desc->name, n);
+            } else {
+                printf(" %s=%s", desc->name, v);
+            }
+        } else if (desc->def) {
+            printf(" %s=%s", desc->name, desc->def);
+        }
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static int
+run_create(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"object", required_argument, NULL, OPT_OBJECT},
+        {NULL, 0, NULL, 0},
+    };
+    const struct vimg_opt_desc *desc;
+    struct vimg_opts *parsed = NULL, *create_opts = NULL;
+    struct vimg_error *err = NULL;
+    const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL;
+    const char *filename, *size_str = NULL, *osize;
+    char *optstr = NULL;
+    char **objects = NULL;
+    size_t n_objects = 0, i, n;
+    bool quiet = false, have_size = false;
+    uint64_t size = 0;
+    int c, rc = 1, r;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":ho:qf:b:F:u", longopts, NULL)) !=
+           -1) {
+        switch (c) {
+        case 'h':
+            cli_print_command_help(&cmd_create);
+            rc = 0;
+            goto out;
+        case 'f':
+            fmt = optarg;
+            break;
+        case 'o':
+            if (cli_append_opts(&optstr, optarg) < 0) {
+                cli_error("%s", strerror(ENOMEM));
+                goto out;
+            }
+            break;
+        case 'b':
+            backing = optarg;
+            break;
+        case 'F':
+            backing_fmt = optarg;
+            break;
+        case 'u':
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case OPT_OBJECT: {
+            char **p = realloc(objects, (n_objects + 1) * sizeof(*objects));
+
+            if (!p) {
+                cli_error("%s", strerror(ENOMEM));
+                goto out;
+            }
+            objects = p;
+            objects[n_objects++] = optarg;
+            break;
+        }
+        default:
+            rc = cli_getopt_error(c, argv);
+            goto out;
+        }
+    }
+    for (i = 0; i < n_objects; i++) {
+        if (cli_add_object(objects[i], quiet) < 0) {
+            goto out;
+        }
+    }
+
+    if (optstr && cli_is_help_option(optstr)) {
+        if (!vimg_format_known(fmt)) {
+            cli_error("Unknown file format '%s'", fmt);
+            goto out;
+        }
+        cli_print_create_help(fmt, optind < argc);
+        rc = 0;
+        goto out;
+    }
+
+    if (optind >= argc) {
+        cli_error("Expecting image file name");
+        cli_try_help();
+        goto out;
+    }
+    filename = argv[optind++];
+    if (optind < argc) {
+        size_str = argv[optind++];
+    }
+    if (optind < argc) {
+        cli_error("Unexpected argument: %s", argv[optind]);
+        cli_try_help();
+        goto out;
+    }
+
+    if (size_str) {
+        r = cli_parse_size(size_str, &size);
+        if (r == -ERANGE || (r == 0 && size > INT64_MAX)) {
+            cli_error("Invalid image size specified. Must be between 0 and "
+                      "%" PRId64 ".",
+                      INT64_MAX);
+            goto out;
+        } else if (r < 0) {
+            cli_print_size_error("image size");
+            goto out;
+        }
+        have_size = true;
+    }
+
+    if (!vimg_format_known(fmt)) {
+        cli_error("%s: Unknown file format '%s'", filename, fmt);
+        goto out;
+    }
+    desc = vimg_format_create_opts(fmt);
+
+    parsed = vimg_opts_new();
+    create_opts = vimg_opts_new();
+    if (!parsed || !create_opts) {
+        cli_error("%s", strerror(ENOMEM));
+        goto out;
+    }
+    if (optstr) {
+        r = vimg_opts_parse(parsed, optstr, NULL, &err);
+        if (r < 0) {
+            cli_error_vimg(err, r, "%s: ", filename);
+            goto out;
+        }
+    }
+    n = vimg_opts_count(parsed);
+    for (i = 0; i < n; i++) {
+        const char *k = vimg_opts_key(parsed, i);
+
+        if (!cli_find_opt_desc(desc, k)) {
+            cli_error("%s: Invalid parameter '%s'", filename, k);
+            goto out;
+        }
+    }
+
+    osize = vimg_opts_get(parsed, "size");
+    if (osize) {
+        if (have_size) {
+            cli_error("%s: The image size must be specified only once",
+                      filename);
+            goto out;
+        }
+        r = cli_parse_size(osize, &size);
+        if (r < 0 || size > INT64_MAX) {
+            cli_error("%s: Parameter 'size' expects a non-negative number "
+                      "below 2^64",
+                      filename);
+            goto out;
+        }
+        have_size = true;
+    }
+
+    if (backing) {
+        if (!cli_find_opt_desc(desc, "backing_file")) {
+            cli_error("%s: Backing file not supported for file format '%s'",
+                      filename, fmt);
+            goto out;
+        }
+        if (vimg_opts_set(parsed, "backing_file", backing) < 0 ||
+            (backing_fmt &&
+             vimg_opts_set(parsed, "backing_fmt", backing_fmt) < 0)) {
+            cli_error("%s", strerror(ENOMEM));
+            goto out;
+        }
+    }
+    if (!have_size && !backing) {
+        cli_error("%s: Image creation needs a size parameter", filename);
+        goto out;
+    }
+
+    /* Creation options without "size", which travels as an argument. */
+    n = vimg_opts_count(parsed);
+    for (i = 0; i < n; i++) {
+        const char *k = vimg_opts_key(parsed, i);
+
+        if (strcmp(k, "size") != 0 &&
+            vimg_opts_set(create_opts, k, vimg_opts_value(parsed, i)) < 0) {
+            cli_error("%s", strerror(ENOMEM));
+            goto out;
+        }
+    }
+
+    if (!quiet) {
+        print_formatting(filename, fmt, size, desc, parsed);
+    }
+    r = vimg_image_create(filename, fmt, size, create_opts, cli_secrets(),
+                          &err);
+    if (r < 0) {
+        cli_error_vimg(err, r, "%s: ", filename);
+        goto out;
+    }
+    rc = 0;
+
+out:
+    vimg_opts_free(parsed);
+    vimg_opts_free(create_opts);
+    free(optstr);
+    free(objects);
+    return rc;
+}
+
+const struct cli_command cmd_create = {
+    .name = "create",
+    .run = run_create,
+    .synopsis = "create [--object objectdef] [-q] [-f fmt] "
+                "[-b backing_file [-F backing_fmt]] [-u] [-o options] "
+                "filename [size]",
+    .help = create_help,
+};
