@@ -5,6 +5,11 @@
  * reason).  Leaf code: every function returns 0 or a negative errno, never
  * logs, and leaves out-parameters untouched on failure.
  *
+ * Thread safety: crypto_cipher, crypto_sector and ESSIV crypto_ivgen objects
+ * keep per-call state and must not be used by two threads at once; create
+ * one per thread.  Twofish-192 is not offered by libgcrypt and is served by
+ * a built-in implementation (twofish in backend-gcrypt.c).
+ *
  * Names: the enum <-> string tables (crypto-names.c) know both LUKS1 header
  * spellings ("aes" + key bytes, "xts-plain64", "sha256") and qemu's QAPI
  * spellings ("aes-256", "xts", "plain64", "sha256").
