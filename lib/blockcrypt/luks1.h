@@ -70,7 +70,10 @@ int luks1_probe(const uint8_t *buf, size_t len);
  * one message, in qemu's order and wording (see qemu-facts.md 5.6), e.g.
  * "Volume is not in LUKS format", "LUKS version 2 is not supported",
  * "Keyslot 3 is overlapping with the encrypted payload".
- * Return: 0, -EINVAL (bad header), -ENOTSUP (unsupported algorithm), -EIO.
+ * Return: 0, -EINVAL (bad header or unsupported algorithm), -EIO.
+ * (Unlocking a loadable but unusable combination such as cast5+xts gives
+ * -ENOTSUP "Unsupported cipher mode xts"; create's calibration errors give
+ * -ERANGE.)
  */
 int luks1_load(const struct luks1_io *io, struct luks1 **out,
                struct vimg_error **errp);

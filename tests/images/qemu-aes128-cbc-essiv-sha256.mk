@@ -1,0 +1,1 @@
+f602bd81854dbb0f1be3179ddd15ad4c
