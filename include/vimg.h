@@ -273,6 +273,72 @@ VIMG_API int vimg_compare(struct vimg_image *a, struct vimg_image *b,
                           vimg_progress_fn progress, void *progress_opaque,
                           struct vimg_error **errp);
 
+/**
+ * struct vimg_map_entry - one run of `qemu-img map` output: a range of
+ * guest bytes with one allocation status.
+ * @start: guest offset of the run.
+ * @length: its length in bytes.
+ * @depth: backing-chain depth the data comes from (0: this image).
+ * @present: the range is allocated somewhere in the chain.
+ * @zero: the range reads as zeroes.
+ * @data: the range holds data in the image file.
+ * @has_offset: @offset is valid (plain, unencrypted data only).
+ * @offset: the file offset of the run when @has_offset.
+ */
+struct vimg_map_entry {
+    uint64_t start;
+    uint64_t length;
+    int depth;
+    bool present;
+    bool zero;
+    bool data;
+    bool has_offset;
+    uint64_t offset;
+};
+
+/** Map callback: 0 to go on, a negative errno to stop (vimg_map returns it). */
+typedef int (*vimg_map_fn)(void *opaque, const struct vimg_map_entry *entry);
+
+/**
+ * vimg_map - describe the allocation of guest range [@start, @start+@len)
+ * (clamped to the virtual size) as qemu-img map does: block status runs are
+ * merged while every field matches and file offsets are contiguous, and
+ * @fn is called once per merged run, in ascending order.  Nothing is
+ * called for an empty range.  Works on VIMG_OPEN_NO_IO handles.
+ * @img: the image.
+ * @start: first guest byte.
+ * @len: number of bytes (UINT64_MAX: up to the end).
+ * @fn: called for each run.
+ * @opaque: passed to @fn.
+ * @errp: error out (may be NULL).
+ * Return: 0, a negative errno from block status (with *errp set), or the
+ *   negative value @fn returned (*errp untouched).
+ */
+VIMG_API int vimg_map(struct vimg_image *img, uint64_t start, uint64_t len,
+                      vimg_map_fn fn, void *opaque, struct vimg_error **errp);
+
+/**
+ * vimg_measure - qemu-img measure: the file size a new image of @format
+ * needs for a disk of @size bytes, or for the content of @src.
+ * @format: output format ("raw", "luks", ...).
+ * @opts: creation options of @format as `-o` gives them (may be NULL); every
+ *   key must be a creation option of the format ("Invalid parameter 'K'").
+ *   A "size" option is ignored.  No secret is needed: for luks the header
+ *   geometry depends only on the cipher options.
+ * @src: source image (may be a VIMG_OPEN_NO_IO handle) or NULL.
+ * @size: virtual size when @src is NULL (a format rounds it up to 512
+ *   bytes where qemu does: raw yes, luks no).
+ * @required: receives the size needed for the data as it is.
+ * @fully_allocated: receives the size with every cluster allocated.
+ * @errp: error out (may be NULL).
+ * Return: 0, -EINVAL (unknown format, bad option or size), -ENOTSUP
+ *   (format cannot measure).
+ */
+VIMG_API int vimg_measure(const char *format, struct vimg_opts *opts,
+                          struct vimg_image *src, uint64_t size,
+                          uint64_t *required, uint64_t *fully_allocated,
+                          struct vimg_error **errp);
+
 #ifdef __cplusplus
 }
 #endif

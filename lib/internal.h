@@ -135,9 +135,24 @@ struct vimg_format_ops {
      */
     int (*info)(struct vimg_image *img, struct json_object *info,
                 struct vimg_error **errp);
+    /**
+     * measure - qemu-img measure for a new image of this format.
+     * @opts: creation options, already checked against create_opts; take
+     *   the ones that change the layout (the rest may stay untaken).
+     * @src: the source image (possibly VIMG_OPEN_NO_IO, so only metadata
+     *   and block status) or NULL.
+     * @size: the virtual size: the source's, in whole sectors, with @src;
+     *   else the caller's as given (qemu rounds it for raw, not for luks).
+     * Fill *required (data as allocated in @src; all of @size without a
+     * source) and *fully_allocated.  NULL: the format cannot measure.
+     */
+    int (*measure)(struct vimg_opts *opts, struct vimg_image *src,
+                   uint64_t size, uint64_t *required,
+                   uint64_t *fully_allocated, struct vimg_error **errp);
 };
 
 extern const struct vimg_format_ops vimg_format_raw;
 extern const struct vimg_format_ops vimg_format_luks;
+extern const struct vimg_format_ops vimg_format_qcow;
 
 #endif /* VIMG_INTERNAL_H */

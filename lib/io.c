@@ -5,6 +5,12 @@
  * allocation queries, and "make this range read as zeroes" with
  * fallocate(2) where the filesystem supports it.  Leaf code: 0 or -errno,
  * never logs.
+ *
+ * Every helper that changes a file (full_pwrite, file_punch_zero,
+ * file_flush, file_truncate, file_discard, file_preallocate) first calls
+ * failpoint_hit() with its kind, so crash-consistency tests can kill the
+ * process or inject an error right before the Nth such call (failpoint.h).
+ * Formats must change files only through these helpers.
  */
 #include "config.h"
 
@@ -16,6 +22,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "failpoint.h"
 #include "internal.h"
 
 /* Zero-fill fallback writes at most this much per call. */
@@ -70,8 +77,13 @@ full_pread_zero(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int
-full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+/*
+ * The pwrite loop of full_pwrite() without the failpoint: the zero-filling
+ * fallback of file_punch_zero() uses it, so that one call counts once, as
+ * "zero".
+ */
+static int
+pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const uint8_t *p = buf;
 
@@ -92,6 +104,21 @@ full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
         off += (uint64_t)r;
     }
     return 0;
+}
+
+int
+full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+    int r;
+
+    if (len == 0) {
+        return 0;
+    }
+    r = failpoint_hit(FAILPOINT_WRITE);
+    if (r < 0) {
+        return r;
+    }
+    return pwrite_all(fd, buf, len, off);
 }
 
 int64_t
@@ -131,7 +158,7 @@ write_zeroes(int fd, uint64_t off, uint64_t len)
     while (len > 0) {
         size_t step = (size_t)MIN(len, (uint64_t)n);
 
-        r = full_pwrite(fd, zero, step, off);
+        r = pwrite_all(fd, zero, step, off);
         if (r < 0) {
             break;
         }
@@ -153,11 +180,17 @@ falloc_unsupported(int err)
 int
 file_punch_zero(int fd, uint64_t off, uint64_t len, bool may_unmap)
 {
+    int r;
+
     if (len == 0) {
         return 0;
     }
     if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off) {
         return -EINVAL;
+    }
+    r = failpoint_hit(FAILPOINT_ZERO);
+    if (r < 0) {
+        return r;
     }
     if (may_unmap &&
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
@@ -176,4 +209,90 @@ file_punch_zero(int fd, uint64_t off, uint64_t len, bool may_unmap)
         return -errno;
     }
     return write_zeroes(fd, off, len);
+}
+
+int
+file_flush(int fd)
+{
+    int r = failpoint_hit(FAILPOINT_FLUSH);
+
+    if (r < 0) {
+        return r;
+    }
+    while (fdatasync(fd) < 0) {
+        if (errno == EINTR) {
+            continue;
+        }
+        /* Not syncable (pipe, character device, read-only mount). */
+        if (errno == EINVAL || errno == EROFS) {
+            return 0;
+        }
+        return -errno;
+    }
+    return 0;
+}
+
+int
+file_truncate(int fd, uint64_t size)
+{
+    int r;
+
+    if (size > INT64_MAX) {
+        return -EFBIG;
+    }
+    r = failpoint_hit(FAILPOINT_TRUNCATE);
+    if (r < 0) {
+        return r;
+    }
+    while (ftruncate(fd, (off_t)size) < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+int
+file_discard(int fd, uint64_t off, uint64_t len)
+{
+    int r;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off) {
+        return -EINVAL;
+    }
+    r = failpoint_hit(FAILPOINT_DISCARD);
+    if (r < 0) {
+        return r;
+    }
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                  (off_t)len) < 0) {
+        /* Discard is only a hint: no hole punching here is fine. */
+        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+            return 0;
+        }
+        return -errno;
+    }
+    return 0;
+}
+
+int
+file_preallocate(int fd, uint64_t off, uint64_t len)
+{
+    int r;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off) {
+        return -EFBIG;
+    }
+    r = failpoint_hit(FAILPOINT_ALLOC);
+    if (r < 0) {
+        return r;
+    }
+    r = posix_fallocate(fd, (off_t)off, (off_t)len);
+    return r ? -r : 0;
 }

@@ -32,9 +32,10 @@
 static const struct vimg_format_ops *const formats[] = {
     &vimg_format_raw,
     &vimg_format_luks,
+    &vimg_format_qcow,
 };
 
-static const char *const format_names[] = { "raw", "luks", NULL };
+static const char *const format_names[] = { "raw", "luks", "qcow", NULL };
 
 /* ---- format registry ---------------------------------------------------- */
 

@@ -508,6 +508,66 @@ out:
     return r;
 }
 
+/*
+ * measure: header area (the payload offset) plus the virtual size; only
+ * the cipher options change the header geometry.  Unlike qemu, which
+ * needs key-secret because it instantiates the cipher to calibrate PBKDF,
+ * no secret is needed: the layout does not depend on it.
+ */
+static int
+luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
+             uint64_t *required, uint64_t *fully_allocated,
+             struct vimg_error **errp)
+{
+    struct luks1_create_params p;
+    uint64_t payload, total;
+    int v, r;
+
+    luks1_create_params_default(&p);
+    v = (int)p.cipher;
+    r = take_alg(opts, "cipher-alg", crypto_cipher_alg_parse, &v, NULL, errp);
+    if (r < 0) {
+        return r;
+    }
+    p.cipher = (enum crypto_cipher_alg)v;
+    v = (int)p.mode;
+    r = take_alg(opts, "cipher-mode", crypto_cipher_mode_parse, &v, NULL, errp);
+    if (r < 0) {
+        return r;
+    }
+    p.mode = (enum crypto_cipher_mode)v;
+    v = (int)p.ivgen;
+    r = take_alg(opts, "ivgen-alg", crypto_ivgen_alg_parse, &v, NULL, errp);
+    if (r < 0) {
+        return r;
+    }
+    p.ivgen = (enum crypto_ivgen_alg)v;
+    v = (int)p.ivgen_hash;
+    r = take_alg(opts, "ivgen-hash-alg", crypto_hash_alg_parse, &v,
+                 &p.ivgen_hash_set, errp);
+    if (r < 0) {
+        return r;
+    }
+    p.ivgen_hash = (enum crypto_hash_alg)v;
+    v = (int)p.hash;
+    r = take_alg(opts, "hash-alg", crypto_hash_alg_parse, &v, NULL, errp);
+    if (r < 0) {
+        return r;
+    }
+    p.hash = (enum crypto_hash_alg)v;
+
+    r = luks1_payload_bytes(&p, &payload, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (ADD_OVERFLOW(payload, size, &total) || total > INT64_MAX) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    *required = total;
+    *fully_allocated = total;
+    return 0;
+}
+
 /* qemu-img create -f luks -o help FILE, in creation-description order
  * (the order of qemu's "Formatting ..." line), plus vimg's iter-count. */
 static const struct vimg_opt_desc luks_create_opts[] = {
@@ -550,4 +610,5 @@ const struct vimg_format_ops vimg_format_luks = {
     .truncate = luks_truncate,
     .block_status = luks_block_status,
     .info = luks_info,
+    .measure = luks_measure,
 };

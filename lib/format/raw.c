@@ -174,6 +174,24 @@ raw_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
     return 0;
 }
 
+/*
+ * measure: a raw file is the disk itself, so both figures are the virtual
+ * size in whole sectors; qemu ignores the source's sparseness and the
+ * preallocation mode.
+ */
+static int
+raw_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
+            uint64_t *required, uint64_t *fully_allocated,
+            struct vimg_error **errp)
+{
+    if (size > INT64_MAX - 511) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    *required = ROUND_UP(size, 512);
+    *fully_allocated = *required;
+    return 0;
+}
+
 /* Write zero bytes over [0, size) of a new file ("full" preallocation). */
 static int
 write_zero_file(int fd, uint64_t size)
@@ -287,4 +305,5 @@ const struct vimg_format_ops vimg_format_raw = {
     .truncate = raw_truncate,
     .block_status = raw_block_status,
     .info = NULL,
+    .measure = raw_measure,
 };
