@@ -154,5 +154,6 @@ struct vimg_format_ops {
 extern const struct vimg_format_ops vimg_format_raw;
 extern const struct vimg_format_ops vimg_format_luks;
 extern const struct vimg_format_ops vimg_format_qcow;
+extern const struct vimg_format_ops vimg_format_qcow2;
 
 #endif /* VIMG_INTERNAL_H */

@@ -44,14 +44,22 @@ one_combo()
         return
     fi
     opts=$(combo_opts "$@")
-    ( qemu_create_luks img.luks 4M "$opts" ) >/dev/null 2>&1 ||
-        { echo "FAIL $name: qemu-img create"; return; }
-    run_cmd qemu-io --object "$SECRET" --image-opts "$(luks_opts img.luks)" \
-        "${QEMU_IO_CMDS[@]}"
-    [ "$LAST_RC" = 0 ] && ! grep -q 'error\|failed' "$LAST_OUT" ||
-        { echo "FAIL $name: qemu-io: $(cat "$LAST_OUT" "$LAST_ERR")"; return; }
+    # qemu-img's PBKDF calibration costs ~2 s of CPU per create, so the
+    # images qemu made are kept in a cache shared by the normal and the
+    # sanitizer build (keyed by the qemu-img version and the write script);
+    # they are made afresh whenever either changes.
+    local img=$CACHE/${name//\//_}.luks
+    if [ ! -s "$img" ]; then
+        ( qemu_create_luks img.luks 4M "$opts" ) >/dev/null 2>&1 ||
+            { echo "FAIL $name: qemu-img create"; return; }
+        run_cmd qemu-io --object "$SECRET" --image-opts "$(luks_opts img.luks)" \
+            "${QEMU_IO_CMDS[@]}"
+        [ "$LAST_RC" = 0 ] && ! grep -q 'error\|failed' "$LAST_OUT" ||
+            { echo "FAIL $name: qemu-io: $(cat "$LAST_OUT" "$LAST_ERR")"; return; }
+        mv img.luks "$img.tmp$$" && mv "$img.tmp$$" "$img"
+    fi
     run_cmd "$VIMG" convert --object "$SECRET" \
-        --image-opts "$(luks_opts img.luks)" -O raw out.raw
+        --image-opts "$(luks_opts "$img")" -O raw out.raw
     [ "$LAST_RC" = 0 ] ||
         { echo "FAIL $name: vimg convert: $(cat "$LAST_ERR")"; return; }
     cmp -s out.raw "$EXPECTED" ||
@@ -73,6 +81,12 @@ requires xargs
 build_expected expected.raw
 assert_eq "$(stat -c %s expected.raw)" 4194304 "expected file size"
 export EXPECTED=$TEST_TMP/expected.raw
+
+CACHE=${VIMG_TEST_CACHE:-${TMPDIR:-/tmp}/vimg-test-cache}/qemu2vimg-$(
+    { qemu-img --version | head -1; declare -p QEMU_IO_CMDS; echo "$PW"; } |
+    sha256sum | cut -c1-16)
+mkdir -p "$CACHE"
+export CACHE
 
 luks_combos combos
 assert_eq "$COMBO_COUNT" 117 "number of accepted combinations"

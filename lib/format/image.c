@@ -33,9 +33,10 @@ static const struct vimg_format_ops *const formats[] = {
     &vimg_format_raw,
     &vimg_format_luks,
     &vimg_format_qcow,
+    &vimg_format_qcow2,
 };
 
-static const char *const format_names[] = { "raw", "luks", "qcow", NULL };
+static const char *const format_names[] = { "raw", "luks", "qcow", "qcow2", NULL };
 
 /* ---- format registry ---------------------------------------------------- */
 

@@ -26,6 +26,7 @@
 static const struct vimg_format_ops *const probe_formats[] = {
     &vimg_format_luks,
     &vimg_format_qcow,
+    &vimg_format_qcow2,
     &vimg_format_raw,
 };
 

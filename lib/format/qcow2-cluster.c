@@ -1,0 +1,1006 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * qcow2 guest data path: the metadata table cache, L1/L2 address
+ * translation and the read, write, zero and block-status operations
+ * (qcow2.txt "Cluster mapping", qemu-facts.md 1.3).
+ *
+ * lookup() classifies the guest bytes at an offset (unallocated, zero,
+ * normal data at a host offset, compressed) for the longest run inside
+ * one cluster (or one subcluster with extended L2, or a whole L2 range
+ * without table); reads and block status merge consecutive runs.
+ *
+ * Writes into a cluster that holds no data yet allocate a new cluster and
+ * write it whole: the guest bytes plus zeroes (no backing files) or the
+ * decompressed old content for a compressed cluster.  With extended L2 the
+ * unit of copy-on-write is the subcluster.  Encrypted images encrypt with
+ * IV sector = host offset / 512 (qemu-facts.md 1.7), so every encrypted
+ * write goes through the bounce buffer.
+ *
+ * Metadata ordering (see qcow2.h): dirty refcount blocks are written and
+ * synced before any L2 table, L2 tables before the L1 entries, and the
+ * clusters of overwritten compressed data are released only after that.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include "bytes.h"
+#include "internal.h"
+#include "qcow2.h"
+
+enum kind {
+    K_UNALLOC,      /* reads as zeroes (no backing file) */
+    K_ZERO,         /* zero flag / zero subcluster */
+    K_NORMAL,       /* data at a host offset */
+    K_COMPRESSED,   /* compressed cluster; "host" holds the descriptor */
+};
+
+/* ---- table cache ----------------------------------------------------------- */
+
+int
+qcow2_table_write(struct vimg_image *img, bool l2, struct qcow2_table *t,
+                  struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    int r = full_pwrite(img->fd, t->data, s->cluster_size, t->offset);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write %s at offset %#"
+                              PRIx64 ": %s",
+                              l2 ? "L2 table" : "refcount block", t->offset,
+                              strerror(-r));
+    }
+    t->dirty = false;
+    if (!l2) {
+        s->rb_unsynced = true;
+    }
+    return 0;
+}
+
+int
+qcow2_cache_get(struct vimg_image *img, bool l2, uint64_t offset, bool load,
+                struct qcow2_table **out, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct qcow2_table *c = l2 ? s->l2_cache : s->rb_cache;
+    size_t n = l2 ? QCOW2_L2_CACHE_SIZE : QCOW2_RB_CACHE_SIZE;
+    struct qcow2_table *v = NULL;
+    size_t i;
+    int r;
+
+    for (i = 0; i < n; i++) {
+        if (c[i].data && c[i].offset == offset) {
+            c[i].lru = ++s->lru_clock;
+            *out = &c[i];
+            return 0;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (!c[i].data || c[i].offset == 0) {
+            v = &c[i];
+            break;
+        }
+        if (!v || c[i].lru < v->lru) {
+            v = &c[i];
+        }
+    }
+    if (v->dirty) {
+        if (l2) {
+            /* Refcounts of what the tables point to go first (one sync),
+             * then every dirty L2 table, so later evictions are cheap. */
+            r = qcow2_refcount_flush(img, errp);
+            for (i = 0; r == 0 && i < n; i++) {
+                if (c[i].dirty) {
+                    r = qcow2_table_write(img, true, &c[i], errp);
+                }
+            }
+        } else {
+            r = qcow2_table_write(img, false, v, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (!v->data) {
+        v->data = malloc(s->cluster_size);
+        if (!v->data) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    v->offset = 0;
+    if (load) {
+        r = full_pread(img->fd, v->data, s->cluster_size, offset);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not read %s at offset %#"
+                                  PRIx64 ": %s",
+                                  l2 ? "L2 table" : "refcount block", offset,
+                                  strerror(-r));
+        }
+    } else {
+        memset(v->data, 0, s->cluster_size);
+    }
+    v->offset = offset;
+    v->dirty = false;
+    v->lru = ++s->lru_clock;
+    *out = v;
+    return 0;
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+int
+qcow2_cluster_init(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+
+    s->bounce = malloc(s->cluster_size);
+    if (!s->bounce) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    return 0;
+}
+
+void
+qcow2_cluster_free(struct qcow2_state *s)
+{
+    size_t i;
+
+    for (i = 0; i < QCOW2_L2_CACHE_SIZE; i++) {
+        free(s->l2_cache[i].data);
+        s->l2_cache[i].data = NULL;
+    }
+    for (i = 0; i < QCOW2_RB_CACHE_SIZE; i++) {
+        free(s->rb_cache[i].data);
+        s->rb_cache[i].data = NULL;
+    }
+    free(s->bounce);
+    free(s->zbuf);
+    free(s->dbuf);
+    free(s->pending_free);
+    s->bounce = s->zbuf = s->dbuf = NULL;
+    s->pending_free = NULL;
+}
+
+/* ---- L1 / L2 ------------------------------------------------------------- */
+
+static void
+l2_get(const struct qcow2_state *s, const struct qcow2_table *t, uint64_t i,
+       uint64_t *desc, uint64_t *bitmap)
+{
+    const uint8_t *p = t->data + i * s->l2_entry_size;
+
+    *desc = ld_be64(p);
+    *bitmap = s->extended_l2 ? ld_be64(p + 8) : 0;
+}
+
+static void
+l2_put(const struct qcow2_state *s, struct qcow2_table *t, uint64_t i,
+       uint64_t desc, uint64_t bitmap)
+{
+    uint8_t *p = t->data + i * s->l2_entry_size;
+
+    st_be64(p, desc);
+    if (s->extended_l2) {
+        st_be64(p + 8, bitmap);
+    }
+    t->dirty = true;
+}
+
+static void
+l1_mark_dirty(struct qcow2_state *s, uint32_t i)
+{
+    if (s->l1_dirty_lo >= s->l1_dirty_hi) {
+        s->l1_dirty_lo = i;
+        s->l1_dirty_hi = i + 1;
+    } else {
+        s->l1_dirty_lo = MIN(s->l1_dirty_lo, i);
+        s->l1_dirty_hi = MAX(s->l1_dirty_hi, i + 1);
+    }
+}
+
+/*
+ * The L2 table covering guest offset @off; *t = NULL when the L1 entry is
+ * empty and @alloc is false.  With @alloc an empty entry gets a new table.
+ */
+static int
+get_l2(struct vimg_image *img, uint64_t off, bool alloc,
+       struct qcow2_table **t, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t i = qcow2_l1_index(s, off), l1e, l2off;
+    int r;
+
+    *t = NULL;
+    if (i >= s->l1_size) {
+        return vimg_error_set(errp, -EIO, "L1 index %" PRIu64 " out of range",
+                              i);
+    }
+    l1e = s->l1[i];
+    l2off = l1e & QCOW2_OFFSET_MASK;
+    if (l2off == 0) {
+        if (!alloc) {
+            return 0;
+        }
+        r = qcow2_alloc_clusters(img, 1, &l2off, errp);
+        if (r < 0) {
+            return r;
+        }
+        r = qcow2_cache_get(img, true, l2off, false, t, errp);
+        if (r < 0) {
+            return r;
+        }
+        (*t)->dirty = true;
+        s->l1[i] = l2off | QCOW2_OFLAG_COPIED;
+        l1_mark_dirty(s, (uint32_t)i);
+        return 0;
+    }
+    if (qcow2_offset_into_cluster(s, l2off)) {
+        return vimg_error_set(errp, -EIO,
+                              "L2 table offset %#" PRIx64 " unaligned (L1 "
+                              "index: %#" PRIx64 ")", l2off, i);
+    }
+    if (alloc && !(l1e & QCOW2_OFLAG_COPIED)) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "Writing to a shared L2 table (internal "
+                              "snapshots) is not supported yet");
+    }
+    return qcow2_cache_get(img, true, l2off, true, t, errp);
+}
+
+/* Host byte range [*start, *start + *len) of a compressed descriptor. */
+static void
+compressed_range(const struct qcow2_state *s, uint64_t desc, uint64_t *start,
+                 uint64_t *len)
+{
+    unsigned x = 62 - (s->cluster_bits - 8);
+    uint64_t coff = desc & ((1ULL << x) - 1);
+    uint64_t nsec = (desc >> x) & ((1ULL << (s->cluster_bits - 8)) - 1);
+
+    *start = coff;
+    *len = (nsec + 1) * 512 - (coff & 511);
+}
+
+static int
+check_host(const struct qcow2_state *s, uint64_t host, uint64_t off,
+           struct vimg_error **errp)
+{
+    if (qcow2_offset_into_cluster(s, host)) {
+        return vimg_error_set(errp, -EIO,
+                              "Cluster allocation offset %#" PRIx64
+                              " unaligned (guest offset: %#" PRIx64 ")",
+                              host, off);
+    }
+    return 0;
+}
+
+/*
+ * Classify guest offset @off: *kind, *host (host offset of @off for
+ * K_NORMAL, the descriptor for K_COMPRESSED) and *n, the length (<= @max)
+ * of the run with that state that starts at @off.
+ */
+static int
+lookup(struct vimg_image *img, uint64_t off, uint64_t max, enum kind *kind,
+       uint64_t *host, uint64_t *n, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t in = qcow2_offset_into_cluster(s, off), desc, bm, base;
+    struct qcow2_table *t;
+    int r;
+
+    r = get_l2(img, off, false, &t, errp);
+    if (r < 0) {
+        return r;
+    }
+    *host = 0;
+    if (!t) {
+        uint64_t span = 1ULL << (s->cluster_bits + s->l2_bits);
+
+        *kind = K_UNALLOC;
+        *n = MIN(max, span - (off & (span - 1)));
+        return 0;
+    }
+    *n = MIN(max, s->cluster_size - in);
+    l2_get(s, t, qcow2_l2_index(s, off), &desc, &bm);
+    if (desc & QCOW2_OFLAG_COMPRESSED) {
+        *kind = K_COMPRESSED;
+        *host = desc;
+        return 0;
+    }
+    base = desc & QCOW2_OFFSET_MASK;
+    if (s->extended_l2) {
+        unsigned sc = (unsigned)(in / s->subcluster_size);
+        bool a = bm & (1ULL << sc), z = bm & (1ULL << (32 + sc));
+
+        *n = MIN(*n, (uint64_t)(sc + 1) * s->subcluster_size - in);
+        if (a && z) {
+            return vimg_error_set(errp, -EIO,
+                                  "Invalid subcluster bitmap %#" PRIx64
+                                  " at guest offset %#" PRIx64, bm, off);
+        }
+        if (a) {
+            if (base == 0) {
+                return vimg_error_set(errp, -EIO,
+                                      "Allocated subcluster without host "
+                                      "cluster at guest offset %#" PRIx64,
+                                      off);
+            }
+            r = check_host(s, base, off, errp);
+            if (r < 0) {
+                return r;
+            }
+            *kind = K_NORMAL;
+            *host = base + in;
+        } else {
+            *kind = z ? K_ZERO : K_UNALLOC;
+        }
+        return 0;
+    }
+    if ((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3) {
+        *kind = K_ZERO;
+    } else if (base == 0) {
+        *kind = K_UNALLOC;
+    } else {
+        r = check_host(s, base, off, errp);
+        if (r < 0) {
+            return r;
+        }
+        *kind = K_NORMAL;
+        *host = base + in;
+    }
+    return 0;
+}
+
+/* ---- compressed clusters --------------------------------------------------- */
+
+static int
+inflate_zlib(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+    z_stream z;
+    int r;
+
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, -12) != Z_OK) {
+        return -ENOMEM;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)inlen;
+    z.next_out = out;
+    z.avail_out = (uInt)outlen;
+    r = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if ((r == Z_STREAM_END || r == Z_BUF_ERROR || r == Z_OK) &&
+        z.avail_out == 0) {
+        return 0;
+    }
+    return -EIO;
+}
+
+static int
+inflate_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    ZSTD_inBuffer ib = { in, inlen, 0 };
+    ZSTD_outBuffer ob = { out, outlen, 0 };
+    int r = 0;
+
+    if (!d) {
+        return -ENOMEM;
+    }
+    /* A plain frame without length prefix: stop once a cluster is out. */
+    while (ob.pos < ob.size) {
+        size_t ret = ZSTD_decompressStream(d, &ob, &ib);
+
+        if (ZSTD_isError(ret)) {
+            r = -EIO;
+            break;
+        }
+        if (ret == 0 || (ib.pos == ib.size && ob.pos < ob.size)) {
+            if (ob.pos < ob.size) {
+                r = -EIO;
+            }
+            break;
+        }
+    }
+    ZSTD_freeDCtx(d);
+    return r;
+}
+
+/* Decompress the cluster of descriptor @desc into s->dbuf. */
+static int
+decompress(struct vimg_image *img, uint64_t desc, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t start, len;
+    int r;
+
+    if (s->dbuf_entry == desc && s->dbuf) {
+        return 0;
+    }
+    if (!s->zbuf) {
+        s->zbuf = malloc(2 * (size_t)s->cluster_size);
+        s->dbuf = malloc(s->cluster_size);
+        if (!s->zbuf || !s->dbuf) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    compressed_range(s, desc, &start, &len);
+    /* len <= 2^(cluster_bits-8) * 512 = 2 clusters by construction. */
+    r = full_pread_zero(img->fd, s->zbuf, len, start);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not read compressed cluster "
+                              "at %#" PRIx64 ": %s", start, strerror(-r));
+    }
+    if (s->hdr.compression_type == QCOW2_COMPRESS_ZSTD) {
+        r = inflate_zstd(s->zbuf, len, s->dbuf, s->cluster_size);
+    } else {
+        r = inflate_zlib(s->zbuf, len, s->dbuf, s->cluster_size);
+    }
+    if (r < 0) {
+        s->dbuf_entry = 0;
+        return vimg_error_set(errp, r, "Could not decompress the cluster at "
+                              "host offset %#" PRIx64, start);
+    }
+    s->dbuf_entry = desc;
+    return 0;
+}
+
+static int
+add_pending_free(struct qcow2_state *s, uint64_t desc,
+                 struct vimg_error **errp)
+{
+    uint64_t start, len;
+
+    if (s->pending_n + 2 > s->pending_cap) {
+        size_t cap = s->pending_cap ? s->pending_cap * 2 : 64;
+        uint64_t *p = realloc(s->pending_free, cap * sizeof(uint64_t));
+
+        if (!p) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        s->pending_free = p;
+        s->pending_cap = cap;
+    }
+    compressed_range(s, desc, &start, &len);
+    s->pending_free[s->pending_n++] = start;
+    s->pending_free[s->pending_n++] = len;
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int
+read_host(struct vimg_image *img, void *buf, size_t len, uint64_t host,
+          struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    int r = full_pread(img->fd, buf, len, host);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Read failed at host offset %#" PRIx64
+                              ": %s", host, strerror(-r));
+    }
+    if (s->luks) {
+        return qcow2_decrypt(s, host, buf, len, errp);
+    }
+    return 0;
+}
+
+int
+qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
+            struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint8_t *p = buf;
+    int r;
+
+    while (len > 0) {
+        enum kind k;
+        uint64_t host, n;
+
+        r = lookup(img, off, len, &k, &host, &n, errp);
+        if (r < 0) {
+            return r;
+        }
+        switch (k) {
+        case K_UNALLOC:
+        case K_ZERO:
+            memset(p, 0, n);
+            break;
+        case K_COMPRESSED:
+            r = decompress(img, host, errp);
+            if (r < 0) {
+                return r;
+            }
+            memcpy(p, s->dbuf + qcow2_offset_into_cluster(s, off), n);
+            break;
+        case K_NORMAL:
+            /* Merge following runs that continue on the host. */
+            while (n < len) {
+                enum kind k2;
+                uint64_t h2, n2;
+
+                r = lookup(img, off + n, len - n, &k2, &h2, &n2, errp);
+                if (r < 0) {
+                    return r;
+                }
+                if (k2 != K_NORMAL || h2 != host + n) {
+                    break;
+                }
+                n += n2;
+            }
+            r = read_host(img, p, n, host, errp);
+            if (r < 0) {
+                return r;
+            }
+            break;
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int
+qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
+                   uint64_t *pnum, unsigned *status, uint64_t *host,
+                   struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    enum kind k;
+    uint64_t h, n;
+    int r;
+
+    r = lookup(img, off, len, &k, &h, &n, errp);
+    if (r < 0) {
+        return r;
+    }
+    while (n < len) {
+        enum kind k2;
+        uint64_t h2, n2;
+        bool same;
+
+        r = lookup(img, off + n, len - n, &k2, &h2, &n2, errp);
+        if (r < 0) {
+            return r;
+        }
+        same = (k2 == k) ||
+               ((k == K_ZERO || k == K_UNALLOC) &&
+                (k2 == K_ZERO || k2 == K_UNALLOC));
+        if (!same || (k == K_NORMAL && h2 != h + n)) {
+            break;
+        }
+        n += n2;
+    }
+    *pnum = n;
+    *host = 0;
+    switch (k) {
+    case K_UNALLOC:
+    case K_ZERO:
+        *status = VIMG_BLOCK_ZERO;
+        break;
+    case K_COMPRESSED:
+        *status = VIMG_BLOCK_DATA;
+        break;
+    case K_NORMAL:
+        /* Like qemu's map: no offsets for encrypted images. */
+        *status = VIMG_BLOCK_DATA;
+        if (!s->luks && s->hdr.crypt_method == QCOW2_CRYPT_NONE) {
+            *status |= VIMG_BLOCK_OFFSET;
+            *host = h;
+        }
+        break;
+    }
+    return 0;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+/*
+ * Write the @size-byte unit at host offset @host: @base (NULL: zeroes)
+ * with @n bytes of @src (NULL: zeroes) laid over it at offset @in.
+ * Encrypted images encrypt a copy with IV sector = host offset / 512.
+ */
+static int
+write_unit(struct vimg_image *img, uint64_t host, size_t size,
+           const uint8_t *base, size_t in, const uint8_t *src, size_t n,
+           struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const uint8_t *out;
+    int r;
+
+    if (!s->luks && src && in == 0 && n == size) {
+        out = src;              /* whole unit from the caller: no copy */
+    } else {
+        if (base) {
+            memmove(s->bounce, base, size);
+        } else {
+            memset(s->bounce, 0, size);
+        }
+        if (src) {
+            memcpy(s->bounce + in, src, n);
+        } else {
+            memset(s->bounce + in, 0, n);
+        }
+        if (s->luks) {
+            r = qcow2_encrypt(s, host, s->bounce, size, errp);
+            if (r < 0) {
+                return r;
+            }
+        }
+        out = s->bounce;
+    }
+    r = full_pwrite(img->fd, out, size, host);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Write failed at host offset %#"
+                              PRIx64 ": %s", host, strerror(-r));
+    }
+    return 0;
+}
+
+/* Write [@off, @off + @n) inside one cluster; @src NULL writes zeroes. */
+static int
+write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
+              size_t n, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    size_t in = (size_t)qcow2_offset_into_cluster(s, off);
+    uint64_t idx = qcow2_l2_index(s, off), desc, bm, host;
+    struct qcow2_table *t;
+    bool fresh = false;
+    int r;
+
+    r = get_l2(img, off, true, &t, errp);
+    if (r < 0) {
+        return r;
+    }
+    l2_get(s, t, idx, &desc, &bm);
+
+    if (desc & QCOW2_OFLAG_COMPRESSED) {
+        /* Copy-on-write: the whole cluster moves to a new place. */
+        r = decompress(img, desc, errp);
+        if (r < 0) {
+            return r;
+        }
+        r = qcow2_alloc_clusters(img, 1, &host, errp);
+        if (r < 0) {
+            return r;
+        }
+        r = write_unit(img, host, s->cluster_size, s->dbuf, in, src, n, errp);
+        if (r < 0) {
+            return r;
+        }
+        r = add_pending_free(s, desc, errp);
+        if (r < 0) {
+            return r;
+        }
+        /* The table pointer may be stale after the allocation. */
+        r = get_l2(img, off, true, &t, errp);
+        if (r < 0) {
+            return r;
+        }
+        l2_put(s, t, idx, host | QCOW2_OFLAG_COPIED,
+               s->extended_l2 ? 0xffffffffULL : 0);
+        return 0;
+    }
+
+    host = desc & QCOW2_OFFSET_MASK;
+    if (host && !(desc & QCOW2_OFLAG_COPIED)) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "Writing to a shared cluster (internal "
+                              "snapshots) is not supported yet");
+    }
+    if (host) {
+        r = check_host(s, host, off, errp);
+        if (r < 0) {
+            return r;
+        }
+    } else {
+        r = qcow2_alloc_clusters(img, 1, &host, errp);
+        if (r < 0) {
+            return r;
+        }
+        fresh = true;
+        r = get_l2(img, off, true, &t, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+
+    if (s->extended_l2) {
+        uint32_t scs = s->subcluster_size;
+        unsigned sc;
+
+        for (sc = (unsigned)(in / scs); sc * scs < in + n; sc++) {
+            size_t a = MAX(in, (size_t)sc * scs);
+            size_t b = MIN(in + n, (size_t)(sc + 1) * scs);
+            const uint8_t *piece = src ? src + (a - in) : NULL;
+
+            if (!fresh && (bm & (1ULL << sc))) {
+                r = write_unit(img, host + a, b - a, NULL, 0, piece, b - a,
+                               errp);
+            } else {
+                r = write_unit(img, host + (uint64_t)sc * scs, scs, NULL,
+                               a - (size_t)sc * scs, piece, b - a, errp);
+            }
+            if (r < 0) {
+                return r;
+            }
+            bm |= 1ULL << sc;
+            bm &= ~(1ULL << (32 + sc));
+        }
+        l2_put(s, t, idx, host | QCOW2_OFLAG_COPIED, bm);
+        return 0;
+    }
+
+    if (!fresh && !((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3)) {
+        /* Data in place. */
+        return write_unit(img, host + in, n, NULL, 0, src, n, errp);
+    }
+    /* New cluster, or an allocated zero cluster: zeroes around the data. */
+    r = write_unit(img, host, s->cluster_size, NULL, in, src, n, errp);
+    if (r < 0) {
+        return r;
+    }
+    l2_put(s, t, idx, host | QCOW2_OFLAG_COPIED, 0);
+    return 0;
+}
+
+int
+qcow2_pwrite(struct vimg_image *img, const void *buf, size_t len,
+             uint64_t off, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const uint8_t *p = buf;
+    int r;
+
+    while (len > 0) {
+        size_t n = (size_t)MIN((uint64_t)len,
+                               s->cluster_size -
+                               qcow2_offset_into_cluster(s, off));
+
+        r = write_cluster(img, off, p, n, errp);
+        if (r < 0) {
+            return r;
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Make one cluster piece read as zeroes. */
+static int
+zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
+             struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    size_t in = (size_t)qcow2_offset_into_cluster(s, off);
+    uint64_t idx = qcow2_l2_index(s, off), desc, bm;
+    struct qcow2_table *t;
+    int r;
+
+    r = get_l2(img, off, false, &t, errp);
+    if (r < 0 || !t) {
+        return r;               /* no L2 table: reads as zeroes already */
+    }
+    l2_get(s, t, idx, &desc, &bm);
+
+    if (desc & QCOW2_OFLAG_COMPRESSED) {
+        if (n < s->cluster_size || s->hdr.version < 3) {
+            return write_cluster(img, off, NULL, n, errp);
+        }
+        r = add_pending_free(s, desc, errp);
+        if (r < 0) {
+            return r;
+        }
+        l2_put(s, t, idx, s->extended_l2 ? 0 : QCOW2_OFLAG_ZERO,
+               s->extended_l2 ? 0xffffffff00000000ULL : 0);
+        return 0;
+    }
+    if ((desc & QCOW2_OFLAG_COPIED) == 0 && (desc & QCOW2_OFFSET_MASK)) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "Writing to a shared cluster (internal "
+                              "snapshots) is not supported yet");
+    }
+
+    if (s->extended_l2) {
+        uint32_t scs = s->subcluster_size;
+        unsigned sc;
+
+        for (sc = (unsigned)(in / scs); sc * scs < in + n; sc++) {
+            size_t a = MAX(in, (size_t)sc * scs);
+            size_t b = MIN(in + n, (size_t)(sc + 1) * scs);
+
+            if (!(bm & (1ULL << sc))) {
+                continue;       /* unallocated or zero: reads zero */
+            }
+            if (b - a == scs) {
+                bm &= ~(1ULL << sc);
+                bm |= 1ULL << (32 + sc);
+                l2_put(s, t, idx, desc, bm);
+            } else {
+                r = write_cluster(img, off - in + a, NULL, b - a, errp);
+                if (r < 0) {
+                    return r;
+                }
+                /* write_cluster may have moved the cache entry. */
+                r = get_l2(img, off, false, &t, errp);
+                if (r < 0) {
+                    return r;
+                }
+                l2_get(s, t, idx, &desc, &bm);
+            }
+        }
+        return 0;
+    }
+
+    if ((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3) {
+        return 0;
+    }
+    if ((desc & QCOW2_OFFSET_MASK) == 0) {
+        return 0;
+    }
+    if (n == s->cluster_size && s->hdr.version >= 3) {
+        /* Keep the allocation, set the zero flag. */
+        l2_put(s, t, idx, desc | QCOW2_OFLAG_ZERO, 0);
+        return 0;
+    }
+    return write_cluster(img, off, NULL, n, errp);
+}
+
+int
+qcow2_zero(struct vimg_image *img, uint64_t off, uint64_t len,
+           unsigned flags, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    int r;
+
+    while (len > 0) {
+        size_t n = (size_t)MIN(len, s->cluster_size -
+                               qcow2_offset_into_cluster(s, off));
+
+        r = zero_cluster(img, off, n, errp);
+        if (r < 0) {
+            return r;
+        }
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- metadata flush ------------------------------------------------------ */
+
+int
+qcow2_write_l1_at(struct vimg_image *img, const uint64_t *l1, uint32_t n,
+                  uint64_t offset, struct vimg_error **errp)
+{
+    /* Exactly the entries, like qemu (bytes past l1_size are ignored). */
+    size_t bytes = (size_t)n * 8;
+    uint8_t *buf = calloc(1, bytes ? bytes : 1);
+    uint32_t i;
+    int r;
+
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        st_be64(buf + (size_t)i * 8, l1[i]);
+    }
+    r = full_pwrite(img->fd, buf, bytes, offset);
+    free(buf);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write the L1 table: %s",
+                              strerror(-r));
+    }
+    return 0;
+}
+
+int
+qcow2_write_zeroes(struct vimg_image *img, uint64_t off, uint64_t len,
+                   struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+
+    memset(s->bounce, 0, s->cluster_size);
+    while (len > 0) {
+        size_t n = (size_t)MIN(len, (uint64_t)s->cluster_size);
+        int r = full_pwrite(img->fd, s->bounce, n, off);
+
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Write failed at host offset %#"
+                                  PRIx64 ": %s", off, strerror(-r));
+        }
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int
+write_l1_dirty(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint32_t lo = s->l1_dirty_lo, hi = s->l1_dirty_hi, i;
+    uint8_t *buf;
+    int r;
+
+    if (lo >= hi) {
+        return 0;
+    }
+    buf = malloc((size_t)(hi - lo) * 8);
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = lo; i < hi; i++) {
+        st_be64(buf + (size_t)(i - lo) * 8, s->l1[i]);
+    }
+    r = full_pwrite(img->fd, buf, (size_t)(hi - lo) * 8,
+                    s->hdr.l1_table_offset + (uint64_t)lo * 8);
+    free(buf);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write the L1 table: %s",
+                              strerror(-r));
+    }
+    s->l1_dirty_lo = s->l1_dirty_hi = 0;
+    return qcow2_sync(img, errp);
+}
+
+int
+qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    bool wrote = false;
+    size_t i;
+    int r;
+
+    r = qcow2_refcount_flush(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    for (i = 0; i < QCOW2_L2_CACHE_SIZE; i++) {
+        if (s->l2_cache[i].dirty) {
+            r = qcow2_table_write(img, true, &s->l2_cache[i], errp);
+            if (r < 0) {
+                return r;
+            }
+            wrote = true;
+        }
+    }
+    if (wrote) {
+        r = qcow2_sync(img, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    r = write_l1_dirty(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (s->pending_n > 0) {
+        /* No table on disk points to these compressed clusters any more. */
+        for (i = 0; i < s->pending_n; i += 2) {
+            r = qcow2_update_refcount(img, s->pending_free[i],
+                                      s->pending_free[i + 1], -1, errp);
+            if (r < 0) {
+                return r;
+            }
+        }
+        s->pending_n = 0;
+        s->dbuf_entry = 0;
+        r = qcow2_refcount_flush(img, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,1126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * qcow2 image format, versions 2 and 3 (docs/interop/qcow2.txt of QEMU 7.2;
+ * qemu-facts.md section 1): header and header extensions (parse, validate
+ * with qemu's messages, write), open, create, close, truncate, flush, info
+ * and the ops table.  The data path lives in qcow2-cluster.c, reference
+ * counts in qcow2-refcount.c, encryption in qcow2-crypt.c.
+ *
+ * Existing images are never rewritten wholesale: header changes after
+ * creation patch single fields in place (size, L1, refcount table,
+ * autoclear bits), so unknown extensions and header bytes survive.
+ *
+ * Creation follows qemu 7.2's sequence so the files match byte for byte in
+ * layout: header (cluster 0), refcount table (1), refcount block (2); then
+ * the image is opened and grown to its size, which puts the L1 table at
+ * cluster 3; LUKS encryption is set up last (region at cluster 4).
+ *
+ * Not supported yet (clear errors): backing files, external data files,
+ * legacy AES data I/O, writes to clusters shared with internal snapshots,
+ * preallocation other than "off", shrinking.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "bytes.h"
+#include "internal.h"
+#include "qcow2.h"
+
+/* Feature name table qemu writes (qemu-facts.md 1.2), in its order. */
+static const struct {
+    uint8_t type, bit;
+    const char *name;
+} feature_names[] = {
+    { 0, 0, "dirty bit" },
+    { 0, 1, "corrupt bit" },
+    { 0, 2, "external data file" },
+    { 0, 3, "compression type" },
+    { 0, 4, "extended L2 entries" },
+    { 1, 0, "lazy refcounts" },
+    { 2, 0, "bitmaps" },
+    { 2, 1, "raw external data" },
+};
+#define FEATURE_ENTRY_LEN 48
+
+uint64_t
+qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits, uint64_t size)
+{
+    unsigned shift = cluster_bits + l2_bits;
+
+    return (size >> shift) + ((size & ((1ULL << shift) - 1)) != 0);
+}
+
+int
+qcow2_sync(struct vimg_image *img, struct vimg_error **errp)
+{
+    if (fdatasync(img->fd) < 0 && errno != EINVAL && errno != EROFS) {
+        return vimg_error_set(errp, -errno, "Could not flush '%s': %s",
+                              img->filename ? img->filename : "image",
+                              strerror(errno));
+    }
+    return 0;
+}
+
+/* ---- header parsing ------------------------------------------------------ */
+
+/* Table offset sanity as qemu checks it: aligned, no overflow. */
+static bool
+table_ok(const struct qcow2_state *s, uint64_t offset, uint64_t entries,
+         uint64_t entry_len)
+{
+    uint64_t bytes;
+
+    if (entries > INT64_MAX / entry_len) {
+        return false;
+    }
+    bytes = entries * entry_len;
+    if (offset > INT64_MAX - bytes) {
+        return false;
+    }
+    return qcow2_offset_into_cluster(s, offset) == 0;
+}
+
+/*
+ * "Unsupported qcow2 feature(s): A, B, Unknown incompatible feature: 20":
+ * names come from the image's own feature table where it has them.
+ */
+static int
+unsupported_features(const uint8_t *table, size_t tlen, uint64_t mask,
+                     struct vimg_error **errp)
+{
+    char msg[1024] = "Unsupported qcow2 feature(s): ";
+    size_t i, used = strlen(msg);
+    bool first = true;
+
+    for (i = 0; table && i + FEATURE_ENTRY_LEN <= tlen;
+         i += FEATURE_ENTRY_LEN) {
+        const uint8_t *e = table + i;
+        char name[47];
+
+        if (e[0] != 0 || e[1] >= 64 || !(mask & (1ULL << e[1]))) {
+            continue;
+        }
+        memcpy(name, e + 2, 46);
+        name[46] = '\0';
+        used += (size_t)snprintf(msg + used, sizeof(msg) - MIN(used,
+                                 sizeof(msg)), "%s%s", first ? "" : ", ",
+                                 name);
+        used = MIN(used, sizeof(msg) - 1);
+        first = false;
+        mask &= ~(1ULL << e[1]);
+    }
+    if (mask) {
+        snprintf(msg + used, sizeof(msg) - used,
+                 "%sUnknown incompatible feature: %" PRIx64,
+                 first ? "" : ", ", mask);
+    }
+    return vimg_error_set(errp, -ENOTSUP, "%s", msg);
+}
+
+/* Walk the header extensions of cluster 0. */
+static int
+parse_extensions(struct qcow2_state *s, const uint8_t *buf, size_t len,
+                 const uint8_t **ftable, size_t *ftlen,
+                 struct vimg_error **errp)
+{
+    const struct qcow2_header *h = &s->hdr;
+    uint64_t off = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;
+    uint64_t end = h->backing_file_offset ? h->backing_file_offset
+                                          : s->cluster_size;
+
+    end = MIN(end, (uint64_t)len);
+    while (off < end && end - off >= 8) {
+        uint32_t type = ld_be32(buf + off);
+        uint32_t elen = ld_be32(buf + off + 4);
+        const uint8_t *data;
+
+        off += 8;
+        if (elen > end - off) {
+            return vimg_error_set(errp, -EINVAL, "Header extension too large");
+        }
+        data = buf + off;
+        switch (type) {
+        case QCOW2_EXT_END:
+            return 0;
+        case QCOW2_EXT_BACKING_FMT:
+            if (elen >= 16) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "ERROR: ext_backing_format: len=%u too "
+                                      "large (>=16)", elen);
+            }
+            break;
+        case QCOW2_EXT_FEATURES:
+            *ftable = data;
+            *ftlen = elen;
+            break;
+        case QCOW2_EXT_CRYPTO:
+            if (h->crypt_method != QCOW2_CRYPT_LUKS) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "CRYPTO header extension only expected "
+                                      "with LUKS encryption method");
+            }
+            if (elen != 16) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "CRYPTO header extension size %u, but "
+                                      "expected size 16", elen);
+            }
+            s->crypto_offset = ld_be64(data);
+            s->crypto_length = ld_be64(data + 8);
+            if (qcow2_offset_into_cluster(s, s->crypto_offset)) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "Encryption header offset '%" PRIu64
+                                      "' is not a multiple of cluster size "
+                                      "'%u'", s->crypto_offset,
+                                      s->cluster_size);
+            }
+            if (s->crypto_offset > INT64_MAX - s->crypto_length) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "Encryption header offset and length "
+                                      "overflow");
+            }
+            s->has_crypto_ext = true;
+            break;
+        default:
+            break;      /* bitmaps, data file name, unknown: not needed */
+        }
+        off += ROUND_UP((uint64_t)elen, 8);
+    }
+    return 0;
+}
+
+int
+qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
+                   bool rw, struct vimg_error **errp)
+{
+    struct qcow2_header *h = &s->hdr;
+    const uint8_t *ftable = NULL;
+    size_t ftlen = 0;
+    uint64_t need;
+    int r;
+
+    if (len < QCOW2_V2_HEADER_LEN) {
+        return vimg_error_set(errp, -EINVAL, "Image is not in qcow2 format");
+    }
+    memset(h, 0, sizeof(*h));
+    h->magic = ld_be32(buf);
+    h->version = ld_be32(buf + 4);
+    h->backing_file_offset = ld_be64(buf + 8);
+    h->backing_file_size = ld_be32(buf + 16);
+    h->cluster_bits = ld_be32(buf + 20);
+    h->size = ld_be64(buf + 24);
+    h->crypt_method = ld_be32(buf + 32);
+    h->l1_size = ld_be32(buf + 36);
+    h->l1_table_offset = ld_be64(buf + 40);
+    h->refcount_table_offset = ld_be64(buf + 48);
+    h->refcount_table_clusters = ld_be32(buf + 56);
+    h->nb_snapshots = ld_be32(buf + 60);
+    h->snapshots_offset = ld_be64(buf + 64);
+
+    if (h->magic != QCOW2_MAGIC) {
+        return vimg_error_set(errp, -EINVAL, "Image is not in qcow2 format");
+    }
+    if (h->version < 2 || h->version > 3) {
+        return vimg_error_set(errp, -ENOTSUP, "Unsupported qcow2 version %u",
+                              h->version);
+    }
+    if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        h->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        return vimg_error_set(errp, -EINVAL, "Unsupported cluster size: 2^%u",
+                              h->cluster_bits);
+    }
+    s->cluster_bits = h->cluster_bits;
+    s->cluster_size = 1u << h->cluster_bits;
+
+    if (h->version == 2) {
+        h->refcount_order = 4;
+        h->header_length = QCOW2_V2_HEADER_LEN;
+    } else {
+        if (len < QCOW2_V3_HEADER_LEN) {
+            return vimg_error_set(errp, -EINVAL, "qcow2 header too short");
+        }
+        h->incompatible_features = ld_be64(buf + 72);
+        h->compatible_features = ld_be64(buf + 80);
+        h->autoclear_features = ld_be64(buf + 88);
+        h->refcount_order = ld_be32(buf + 96);
+        h->header_length = ld_be32(buf + 100);
+        if (h->header_length < QCOW2_V3_HEADER_LEN) {
+            return vimg_error_set(errp, -EINVAL, "qcow2 header too short");
+        }
+        if (h->header_length > s->cluster_size) {
+            return vimg_error_set(errp, -EINVAL,
+                                  "qcow2 header exceeds cluster size");
+        }
+        /* Optional fields beyond header_length count as zero. */
+        if (h->header_length > 104 && len > 104) {
+            h->compression_type = buf[104];
+        }
+    }
+    if (h->backing_file_offset > s->cluster_size) {
+        return vimg_error_set(errp, -EINVAL, "Invalid backing file offset");
+    }
+    if (h->backing_file_offset &&
+        (h->backing_file_size > QCOW2_MAX_BACKING_NAME ||
+         h->backing_file_size > s->cluster_size - h->backing_file_offset)) {
+        return vimg_error_set(errp, -EINVAL, "Backing file name too long");
+    }
+
+    r = parse_extensions(s, buf, len, &ftable, &ftlen, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (h->incompatible_features & ~QCOW2_INCOMPAT_KNOWN) {
+        return unsupported_features(ftable, ftlen,
+                                    h->incompatible_features &
+                                    ~QCOW2_INCOMPAT_KNOWN, errp);
+    }
+    if ((h->incompatible_features & QCOW2_INCOMPAT_CORRUPT) && rw) {
+        return vimg_error_set(errp, -EACCES,
+                              "qcow2: Image is corrupt; cannot be opened "
+                              "read/write");
+    }
+    if (h->refcount_order > 6) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Reference count entry width too large; may "
+                              "not exceed 64 bits");
+    }
+    if (h->compression_type > QCOW2_COMPRESS_ZSTD) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "qcow2: unknown compression type: %u",
+                              h->compression_type);
+    }
+    if (h->compression_type != QCOW2_COMPRESS_ZLIB &&
+        !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "qcow2: Compression type incompatible feature "
+                              "bit must be set");
+    }
+    if (h->compression_type == QCOW2_COMPRESS_ZLIB &&
+        (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "qcow2: Compression type incompatible feature "
+                              "bit must not be set");
+    }
+    if (h->crypt_method > QCOW2_CRYPT_LUKS) {
+        return vimg_error_set(errp, -EINVAL, "Unsupported encryption method %u",
+                              h->crypt_method);
+    }
+
+    s->extended_l2 = h->incompatible_features & QCOW2_INCOMPAT_EXTL2;
+    if (s->extended_l2 && s->cluster_bits < 14) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Extended L2 entries are only supported with "
+                              "cluster sizes of at least 16384 bytes");
+    }
+    s->l2_entry_size = s->extended_l2 ? 16 : 8;
+    s->l2_bits = s->cluster_bits - (s->extended_l2 ? 4 : 3);
+    s->subcluster_size = s->extended_l2 ? s->cluster_size / QCOW2_SUBCLUSTERS
+                                        : s->cluster_size;
+    s->refcount_bits = 1u << h->refcount_order;
+    s->rb_entries = (uint32_t)((uint64_t)s->cluster_size * 8 /
+                               s->refcount_bits);
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
+                                             : (1ULL << s->refcount_bits) - 1;
+
+    /* Tables: sizes capped before anything is allocated. */
+    if (h->size > INT64_MAX) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    if ((uint64_t)h->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+        return vimg_error_set(errp, -EFBIG, "Active L1 table too large");
+    }
+    need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, h->size);
+    if (need > h->l1_size) {
+        return vimg_error_set(errp, -EINVAL, "L1 table is too small");
+    }
+    if (!table_ok(s, h->l1_table_offset, h->l1_size, 8)) {
+        return vimg_error_set(errp, -EINVAL, "Invalid L1 table offset");
+    }
+    if ((uint64_t)h->refcount_table_clusters * s->cluster_size >
+        QCOW2_MAX_REFTABLE_BYTES) {
+        return vimg_error_set(errp, -EINVAL, "Reference count table too large");
+    }
+    if (h->refcount_table_clusters == 0) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Image does not contain a reference count "
+                              "table");
+    }
+    if (!table_ok(s, h->refcount_table_offset, h->refcount_table_clusters,
+                  s->cluster_size)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Invalid reference count table offset");
+    }
+    if (h->nb_snapshots > 65536) {
+        return vimg_error_set(errp, -EINVAL, "Too many snapshots");
+    }
+    if (!table_ok(s, h->snapshots_offset, h->nb_snapshots, 40)) {
+        return vimg_error_set(errp, -EINVAL, "Invalid snapshot table offset");
+    }
+    return 0;
+}
+
+/* ---- header writing ------------------------------------------------------ */
+
+/* Cluster 0 from the state: fields, then extensions in qemu's order. */
+static int
+build_header(const struct qcow2_state *s, uint8_t *buf,
+             struct vimg_error **errp)
+{
+    const struct qcow2_header *h = &s->hdr;
+    size_t off, i;
+
+    memset(buf, 0, s->cluster_size);
+    st_be32(buf, QCOW2_MAGIC);
+    st_be32(buf + 4, h->version);
+    st_be32(buf + 20, s->cluster_bits);
+    st_be64(buf + 24, h->size);
+    st_be32(buf + 32, h->crypt_method);
+    st_be32(buf + 36, h->l1_size);
+    st_be64(buf + 40, h->l1_table_offset);
+    st_be64(buf + 48, h->refcount_table_offset);
+    st_be32(buf + 56, h->refcount_table_clusters);
+    if (h->version >= 3) {
+        st_be64(buf + 72, h->incompatible_features);
+        st_be64(buf + 80, h->compatible_features);
+        st_be64(buf + 88, h->autoclear_features);
+        st_be32(buf + 96, h->refcount_order);
+        st_be32(buf + 100, QCOW2_V3_WRITTEN_LEN);
+        buf[104] = h->compression_type;
+        off = QCOW2_V3_WRITTEN_LEN;
+    } else {
+        off = QCOW2_V2_HEADER_LEN;
+    }
+    if (s->has_crypto_ext) {
+        st_be32(buf + off, QCOW2_EXT_CRYPTO);
+        st_be32(buf + off + 4, 16);
+        st_be64(buf + off + 8, s->crypto_offset);
+        st_be64(buf + off + 16, s->crypto_length);
+        off += 24;
+    }
+    if (h->version >= 3 && s->cluster_size > 4096) {
+        size_t tlen = ARRAY_SIZE(feature_names) * FEATURE_ENTRY_LEN;
+
+        if (off + 8 + tlen + 8 > s->cluster_size) {
+            return vimg_error_set(errp, -EINVAL, "Header extensions too large");
+        }
+        st_be32(buf + off, QCOW2_EXT_FEATURES);
+        st_be32(buf + off + 4, (uint32_t)tlen);
+        off += 8;
+        for (i = 0; i < ARRAY_SIZE(feature_names); i++) {
+            uint8_t *e = buf + off + i * FEATURE_ENTRY_LEN;
+
+            e[0] = feature_names[i].type;
+            e[1] = feature_names[i].bit;
+            memcpy(e + 2, feature_names[i].name,
+                   strlen(feature_names[i].name));
+        }
+        off += tlen;
+    }
+    if (off + 8 > s->cluster_size) {
+        return vimg_error_set(errp, -EINVAL, "Header extensions too large");
+    }
+    /* End marker: already zero. */
+    return 0;
+}
+
+int
+qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint8_t *buf = malloc(s->cluster_size);
+    int r;
+
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = build_header(s, buf, errp);
+    if (r == 0) {
+        r = full_pwrite(img->fd, buf, s->cluster_size, 0);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not write the qcow2 header: %s",
+                               strerror(-r));
+        }
+    }
+    free(buf);
+    if (r == 0) {
+        r = qcow2_sync(img, errp);
+    }
+    return r;
+}
+
+/* ---- probe / open / close -------------------------------------------------- */
+
+static int
+qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+    /* Like qemu: any version >= 2 is qcow2 (and then refused if > 3). */
+    if (len >= 8 && ld_be32(buf) == QCOW2_MAGIC && ld_be32(buf + 4) >= 2) {
+        return 100;
+    }
+    return 0;
+}
+
+static void
+qcow2_close(struct vimg_image *img)
+{
+    struct qcow2_state *s = img->priv;
+
+    if (!s) {
+        return;
+    }
+    qcow2_crypt_close(s);
+    qcow2_cluster_free(s);
+    qcow2_refcount_free(s);
+    free(s->l1);
+    free(s);
+    img->priv = NULL;
+}
+
+static int
+load_l1(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    size_t bytes = (size_t)s->hdr.l1_size * 8;
+    uint8_t *buf;
+    uint32_t i;
+    int r;
+
+    s->l1_size = s->hdr.l1_size;
+    s->l1 = calloc(s->l1_size ? s->l1_size : 1, sizeof(uint64_t));
+    if (!s->l1) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    if (bytes == 0) {
+        return 0;
+    }
+    buf = malloc(bytes);
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = full_pread(img->fd, buf, bytes, s->hdr.l1_table_offset);
+    if (r < 0) {
+        free(buf);
+        return vimg_error_set(errp, r, "Could not read L1 table: %s",
+                              strerror(-r));
+    }
+    for (i = 0; i < s->l1_size; i++) {
+        s->l1[i] = ld_be64(buf + (size_t)i * 8);
+    }
+    free(buf);
+    return 0;
+}
+
+static int
+qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
+           struct vimg_secrets *secrets, struct vimg_error **errp)
+{
+    bool rw = img->flags & VIMG_OPEN_RDWR;
+    struct qcow2_state *s;
+    uint8_t head[QCOW2_V3_WRITTEN_LEN];
+    uint8_t *buf = NULL;
+    size_t len = sizeof(head);
+    uint32_t bits;
+    int r;
+
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    img->priv = s;
+    r = full_pread_zero(img->fd, head, sizeof(head), 0);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
+                           strerror(-r));
+        goto fail;
+    }
+    bits = ld_be32(head + 20);
+    if (bits >= QCOW2_MIN_CLUSTER_BITS && bits <= QCOW2_MAX_CLUSTER_BITS) {
+        len = (size_t)1 << bits;
+        buf = malloc(MAX(len, sizeof(head)));
+        if (!buf) {
+            r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+            goto fail;
+        }
+        len = MAX(len, sizeof(head));
+        r = full_pread_zero(img->fd, buf, len, 0);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
+                               strerror(-r));
+            goto fail;
+        }
+    }
+    r = qcow2_parse_header(s, buf ? buf : head, len, rw, errp);
+    free(buf);
+    buf = NULL;
+    if (r < 0) {
+        goto fail;
+    }
+    if (s->hdr.backing_file_offset != 0) {
+        r = vimg_error_set(errp, -ENOTSUP,
+                           "Backing files are not supported yet");
+        goto fail;
+    }
+    if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
+        r = vimg_error_set(errp, -ENOTSUP,
+                           "External data files are not supported yet");
+        goto fail;
+    }
+    if (rw && (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        r = vimg_error_set(errp, -ENOTSUP,
+                           "The image is dirty (lazy refcounts); repair it "
+                           "with 'qemu-img check -r all' before writing");
+        goto fail;
+    }
+    r = load_l1(img, errp);
+    if (r == 0) {
+        r = qcow2_refcount_init(img, errp);
+    }
+    if (r == 0) {
+        r = qcow2_cluster_init(img, errp);
+    }
+    if (r == 0) {
+        r = qcow2_crypt_open(img, opts, secrets, errp);
+    }
+    if (r < 0) {
+        goto fail;
+    }
+    if (rw && s->hdr.version >= 3 && s->hdr.autoclear_features) {
+        /* Autoclear bits (bitmaps, unknown) are no longer valid once an
+         * implementation that does not maintain them writes the image. */
+        uint8_t z[8] = { 0 };
+
+        r = full_pwrite(img->fd, z, 8, 88);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not update the qcow2 header: "
+                               "%s", strerror(-r));
+            goto fail;
+        }
+        s->hdr.autoclear_features = 0;
+        r = qcow2_sync(img, errp);
+        if (r < 0) {
+            goto fail;
+        }
+    }
+    img->size = s->hdr.size;
+    img->encrypted = s->hdr.crypt_method != QCOW2_CRYPT_NONE;
+    img->alignment = img->encrypted ? 512 : 1;
+    return 0;
+
+fail:
+    free(buf);
+    qcow2_close(img);
+    return r;
+}
+
+/* ---- flush / truncate ---------------------------------------------------- */
+
+static int
+qcow2_flush(struct vimg_image *img, struct vimg_error **errp)
+{
+    int r = qcow2_metadata_flush(img, errp);
+
+    return r < 0 ? r : qcow2_sync(img, errp);
+}
+
+static int
+qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
+               struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, size);
+    uint8_t buf[24];
+    int r;
+
+    if (size < s->hdr.size) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "qcow2 images cannot be shrunk yet");
+    }
+    if (size > INT64_MAX) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    r = qcow2_metadata_flush(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (need > s->l1_size) {
+        uint64_t old_off = s->hdr.l1_table_offset;
+        uint64_t old_bytes = (uint64_t)s->l1_size * 8, new_off, nclusters;
+        uint64_t *nl1;
+
+        if (need * 8 > QCOW2_MAX_L1_BYTES) {
+            return vimg_error_set(errp, -EFBIG, "The image size is too large "
+                                  "for file format 'qcow2' (try using a "
+                                  "larger cluster size)");
+        }
+        nl1 = calloc(need, sizeof(uint64_t));
+        if (!nl1) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        memcpy(nl1, s->l1, (size_t)s->l1_size * sizeof(uint64_t));
+        nclusters = DIV_ROUND_UP(need * 8, s->cluster_size);
+        r = qcow2_alloc_clusters(img, nclusters, &new_off, errp);
+        if (r == 0) {
+            r = qcow2_refcount_flush(img, errp);
+        }
+        if (r == 0) {
+            r = qcow2_write_l1_at(img, nl1, (uint32_t)need, new_off, errp);
+        }
+        if (r == 0) {
+            r = qcow2_sync(img, errp);
+        }
+        if (r < 0) {
+            free(nl1);
+            return r;
+        }
+        /* size, crypt_method, l1_size, l1_table_offset in one write */
+        st_be64(buf, size);
+        st_be32(buf + 8, s->hdr.crypt_method);
+        st_be32(buf + 12, (uint32_t)need);
+        st_be64(buf + 16, new_off);
+        r = full_pwrite(img->fd, buf, 24, 24);
+        if (r < 0) {
+            free(nl1);
+            return vimg_error_set(errp, r, "Could not update the qcow2 "
+                                  "header: %s", strerror(-r));
+        }
+        r = qcow2_sync(img, errp);
+        if (r < 0) {
+            free(nl1);
+            return r;
+        }
+        free(s->l1);
+        s->l1 = nl1;
+        s->l1_size = (uint32_t)need;
+        s->hdr.l1_size = (uint32_t)need;
+        s->hdr.l1_table_offset = new_off;
+        s->l1_dirty_lo = s->l1_dirty_hi = 0;
+        if (old_bytes > 0 && old_off != 0) {
+            r = qcow2_update_refcount(img, old_off, old_bytes, -1, errp);
+            if (r == 0) {
+                r = qcow2_refcount_flush(img, errp);
+            }
+            if (r < 0) {
+                return r;
+            }
+        }
+    } else {
+        st_be64(buf, size);
+        r = full_pwrite(img->fd, buf, 8, 24);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not update the qcow2 "
+                                  "header: %s", strerror(-r));
+        }
+        r = qcow2_sync(img, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    s->hdr.size = size;
+    img->size = size;
+    return 0;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+static int
+qcow2_info(struct vimg_image *img, struct json_object *info,
+           struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const struct qcow2_header *h = &s->hdr;
+    struct json_object *spec, *data, *enc = NULL;
+    bool v3 = h->version >= 3;
+    int r;
+
+    if (h->crypt_method != QCOW2_CRYPT_NONE) {
+        r = qcow2_crypt_info(s, &enc, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    data = json_object_new_object();
+    spec = json_object_new_object();
+    if (!data || !spec) {
+        json_object_put(data);
+        json_object_put(spec);
+        json_object_put(enc);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    /* Members in the order of qemu's ImageInfoSpecificQCow2. */
+    json_object_object_add(data, "compat",
+                           json_object_new_string(v3 ? "1.1" : "0.10"));
+    if (v3) {
+        json_object_object_add(data, "extended-l2",
+                               json_object_new_boolean(s->extended_l2));
+        json_object_object_add(data, "lazy-refcounts", json_object_new_boolean(
+                                   h->compatible_features &
+                                   QCOW2_COMPAT_LAZY_REFCOUNTS));
+        json_object_object_add(data, "corrupt", json_object_new_boolean(
+                                   h->incompatible_features &
+                                   QCOW2_INCOMPAT_CORRUPT));
+    }
+    json_object_object_add(data, "refcount-bits",
+                           json_object_new_int64(s->refcount_bits));
+    if (enc) {
+        json_object_object_add(data, "encrypt", enc);
+    }
+    json_object_object_add(data, "compression-type", json_object_new_string(
+                               h->compression_type == QCOW2_COMPRESS_ZSTD ?
+                               "zstd" : "zlib"));
+    json_object_object_add(spec, "type", json_object_new_string("qcow2"));
+    json_object_object_add(spec, "data", data);
+    json_object_object_add(info, "cluster-size",
+                           json_object_new_int64(s->cluster_size));
+    json_object_object_add(info, "format-specific", spec);
+    if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+        json_object_object_add(info, "dirty-flag", json_object_new_boolean(1));
+    }
+    return 0;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+struct create_params {
+    uint32_t version;
+    uint32_t cluster_bits;
+    uint32_t refcount_order;
+    bool lazy_refcounts;
+    bool extended_l2;
+    uint8_t compression_type;
+};
+
+static int
+refuse_if_set(struct vimg_opts *opts, const char *key, const char *what,
+              struct vimg_error **errp)
+{
+    const char *v = vimg_opts_take(opts, key);
+
+    if (v && *v) {
+        return vimg_error_set(errp, -ENOTSUP, "%s are not supported yet",
+                              what);
+    }
+    return 0;
+}
+
+/* Creation options in qemu's order, with qemu's messages. */
+static int
+parse_create_opts(struct vimg_opts *opts, struct create_params *p,
+                  struct vimg_error **errp)
+{
+    uint64_t cs = 65536, rbits = 16, hint = 0;
+    const char *v;
+    bool b = false;
+    int r;
+
+    memset(p, 0, sizeof(*p));
+    p->version = 3;
+    r = opts_take_size(opts, "cluster_size", &cs, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (cs < 512 || cs > 2 * 1024 * 1024 || (cs & (cs - 1))) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Cluster size must be a power of two between "
+                              "512 and 2048k");
+    }
+    p->cluster_bits = (uint32_t)__builtin_ctzll(cs);
+    r = opts_take_bool(opts, "extended_l2", &p->extended_l2, errp);
+    if (r < 0) {
+        return r;
+    }
+    v = vimg_opts_take(opts, "preallocation");
+    if (v && strcmp(v, "off") != 0) {
+        if (strcmp(v, "metadata") && strcmp(v, "falloc") &&
+            strcmp(v, "full")) {
+            return vimg_error_set(errp, -EINVAL, "Parameter 'preallocation' "
+                                  "does not accept value '%s'", v);
+        }
+        return vimg_error_set(errp, -ENOTSUP, "Preallocation mode '%s' is "
+                              "not supported yet for qcow2", v);
+    }
+    v = vimg_opts_take(opts, "compression_type");
+    if (v) {
+        if (strcmp(v, "zlib") == 0) {
+            p->compression_type = QCOW2_COMPRESS_ZLIB;
+        } else if (strcmp(v, "zstd") == 0) {
+            p->compression_type = QCOW2_COMPRESS_ZSTD;
+        } else {
+            return vimg_error_set(errp, -EINVAL, "Parameter 'compression-type' "
+                                  "does not accept value '%s'", v);
+        }
+    }
+    v = vimg_opts_take(opts, "compat");
+    if (v) {
+        if (strcmp(v, "0.10") == 0 || strcmp(v, "v2") == 0) {
+            p->version = 2;
+        } else if (strcmp(v, "1.1") == 0 || strcmp(v, "v3") == 0) {
+            p->version = 3;
+        } else {
+            return vimg_error_set(errp, -EINVAL, "Parameter 'version' does "
+                                  "not accept value '%s'", v);
+        }
+    }
+    if (vimg_opts_get(opts, "backing_fmt") &&
+        !vimg_opts_get(opts, "backing_file")) {
+        return vimg_error_set(errp, -EINVAL, "Backing format cannot be used "
+                              "without backing file");
+    }
+    r = refuse_if_set(opts, "backing_file", "Backing files", errp);
+    if (r == 0) {
+        r = refuse_if_set(opts, "backing_fmt", "Backing files", errp);
+    }
+    if (r == 0) {
+        r = refuse_if_set(opts, "data_file", "External data files", errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    r = opts_take_bool(opts, "data_file_raw", &b, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (b) {
+        return vimg_error_set(errp, -EINVAL, "data-file-raw requires "
+                              "data-file");
+    }
+    r = opts_take_bool(opts, "lazy_refcounts", &p->lazy_refcounts, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = opts_take_u64(opts, "refcount_bits", &rbits, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (rbits == 0 || rbits > 64 || (rbits & (rbits - 1))) {
+        return vimg_error_set(errp, -EINVAL, "Refcount width must be a power "
+                              "of two and may not exceed 64 bits");
+    }
+    p->refcount_order = (uint32_t)__builtin_ctzll(rbits);
+    /* Accepted and meaningless here, as for raw files. */
+    r = opts_take_bool(opts, "nocow", &b, errp);
+    if (r == 0) {
+        r = opts_take_size(opts, "extent_size_hint", &hint, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+
+    if (p->version < 3) {
+        if (rbits != 16) {
+            return vimg_error_set(errp, -EINVAL, "Different refcount widths "
+                                  "than 16 bits require compatibility level "
+                                  "1.1 or above (use version=v3 or greater)");
+        }
+        if (p->lazy_refcounts) {
+            return vimg_error_set(errp, -EINVAL, "Lazy refcounts only "
+                                  "supported with compatibility level 1.1 and "
+                                  "above (use version=v3 or greater)");
+        }
+        if (p->extended_l2) {
+            return vimg_error_set(errp, -EINVAL, "Extended L2 entries are "
+                                  "only supported with compatibility level "
+                                  "1.1 and above (use version=v3 or greater)");
+        }
+        if (p->compression_type != QCOW2_COMPRESS_ZLIB) {
+            return vimg_error_set(errp, -EINVAL, "Non-zlib compression type "
+                                  "is only supported with compatibility level "
+                                  "1.1 and above (use version=v3 or greater)");
+        }
+    }
+    if (p->extended_l2 && p->cluster_bits < 14) {
+        return vimg_error_set(errp, -EINVAL, "Extended L2 entries are only "
+                              "supported with cluster sizes of at least 16384 "
+                              "bytes");
+    }
+    return 0;
+}
+
+/* Clusters 0-2 of a new image: header, refcount table, refcount block. */
+static int
+write_initial(int fd, const struct create_params *p, struct vimg_error **errp)
+{
+    struct qcow2_state s;
+    uint32_t cs = 1u << p->cluster_bits;
+    uint8_t *buf;
+    unsigned i;
+    int r;
+
+    memset(&s, 0, sizeof(s));
+    s.cluster_bits = p->cluster_bits;
+    s.cluster_size = cs;
+    s.hdr.version = p->version;
+    s.hdr.refcount_table_offset = cs;
+    s.hdr.refcount_table_clusters = 1;
+    s.hdr.refcount_order = p->refcount_order;
+    s.hdr.compression_type = p->compression_type;
+    if (p->extended_l2) {
+        s.hdr.incompatible_features |= QCOW2_INCOMPAT_EXTL2;
+    }
+    if (p->compression_type != QCOW2_COMPRESS_ZLIB) {
+        s.hdr.incompatible_features |= QCOW2_INCOMPAT_COMPRESSION;
+    }
+    if (p->lazy_refcounts) {
+        s.hdr.compatible_features |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+    }
+    s.refcount_bits = 1u << p->refcount_order;
+
+    buf = calloc(3, cs);
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = build_header(&s, buf, errp);
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    st_be64(buf + cs, 2ULL * cs);
+    /* Refcount 1 for clusters 0, 1, 2 at the image's entry width. */
+    for (i = 0; i < 3; i++) {
+        uint8_t *blk = buf + 2 * (size_t)cs;
+        uint32_t bits = s.refcount_bits;
+
+        if (bits >= 8) {
+            blk[(i + 1) * (bits / 8) - 1] = 1;
+        } else {
+            blk[i * bits / 8] |= (uint8_t)(1u << ((i * bits) % 8));
+        }
+    }
+    r = full_pwrite(fd, buf, 3 * (size_t)cs, 0);
+    free(buf);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write the qcow2 header: %s",
+                              strerror(-r));
+    }
+    return 0;
+}
+
+static int
+qcow2_create(int fd, const char *filename, uint64_t size,
+             struct vimg_opts *opts, struct vimg_secrets *secrets,
+             struct vimg_error **errp)
+{
+    struct qcow2_crypt_params cp;
+    struct create_params p;
+    struct vimg_image tmp;
+    struct vimg_opts *none;
+    int r;
+
+    memset(&cp, 0, sizeof(cp));
+    r = qcow2_crypt_parse_create_opts(opts, secrets, &cp, errp);
+    if (r == 0) {
+        r = parse_create_opts(opts, &p, errp);
+    }
+    if (r == 0) {
+        r = write_initial(fd, &p, errp);
+    }
+    if (r < 0) {
+        qcow2_crypt_params_clear(&cp);
+        return r;
+    }
+
+    /* Reopen what was written and grow it, as qemu does. */
+    none = vimg_opts_new();
+    if (!none) {
+        qcow2_crypt_params_clear(&cp);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.fd = fd;
+    tmp.filename = (char *)filename;
+    tmp.flags = VIMG_OPEN_RDWR;
+    tmp.alignment = 1;
+    r = qcow2_open(&tmp, none, NULL, errp);
+    vimg_opts_free(none);
+    if (r == 0) {
+        r = qcow2_truncate(&tmp, size, false, errp);
+        if (r == 0 && cp.method == QCOW2_CRYPT_LUKS) {
+            r = qcow2_crypt_create(&tmp, &cp, errp);
+        }
+        if (r == 0) {
+            r = qcow2_flush(&tmp, errp);
+        }
+        qcow2_close(&tmp);
+    }
+    qcow2_crypt_params_clear(&cp);
+    return r;
+}
+
+/* `qemu-img create -f qcow2 -o help` in creation-description order (the
+ * order of qemu's "Formatting ..." line), plus vimg's encrypt.iter-count. */
+static const struct vimg_opt_desc qcow2_create_opts[] = {
+    { "encryption", VIMG_OPT_BOOL, "Encrypt the image with format 'aes'. "
+      "(Deprecated in favor of encrypt.format=aes)", NULL },
+    { "encrypt.format", VIMG_OPT_STRING,
+      "Encrypt the image, format choices: 'aes', 'luks'", NULL },
+    { "encrypt.key-secret", VIMG_OPT_STRING,
+      "ID of secret providing qcow AES key or LUKS passphrase", NULL },
+    { "encrypt.cipher-alg", VIMG_OPT_STRING,
+      "Name of encryption cipher algorithm", NULL },
+    { "encrypt.cipher-mode", VIMG_OPT_STRING,
+      "Name of encryption cipher mode", NULL },
+    { "encrypt.ivgen-alg", VIMG_OPT_STRING,
+      "Name of IV generator algorithm", NULL },
+    { "encrypt.ivgen-hash-alg", VIMG_OPT_STRING,
+      "Name of IV generator hash algorithm", NULL },
+    { "encrypt.hash-alg", VIMG_OPT_STRING,
+      "Name of encryption hash algorithm", NULL },
+    { "encrypt.iter-time", VIMG_OPT_NUMBER,
+      "Time to spend in PBKDF in milliseconds", NULL },
+    { "encrypt.iter-count", VIMG_OPT_NUMBER,
+      "PBKDF iterations of the key slot (overrides iter-time; vimg only)",
+      NULL },
+    { "cluster_size", VIMG_OPT_SIZE, "qcow2 cluster size", "65536" },
+    { "extended_l2", VIMG_OPT_BOOL, "Extended L2 tables", "off" },
+    { "preallocation", VIMG_OPT_STRING,
+      "Preallocation mode (allowed values: off, metadata, falloc, full)",
+      NULL },
+    { "compression_type", VIMG_OPT_STRING,
+      "Compression method used for image cluster compression", "zlib" },
+    { "size", VIMG_OPT_SIZE, "Virtual disk size", NULL },
+    { "compat", VIMG_OPT_STRING,
+      "Compatibility level (v2 [0.10] or v3 [1.1])", NULL },
+    { "backing_file", VIMG_OPT_STRING, "File name of a base image", NULL },
+    { "backing_fmt", VIMG_OPT_STRING, "Image format of the base image", NULL },
+    { "data_file", VIMG_OPT_STRING, "File name of an external data file",
+      NULL },
+    { "data_file_raw", VIMG_OPT_BOOL,
+      "The external data file must stay valid as a raw image", NULL },
+    { "lazy_refcounts", VIMG_OPT_BOOL, "Postpone refcount updates", "off" },
+    { "refcount_bits", VIMG_OPT_NUMBER,
+      "Width of a reference count entry in bits", "16" },
+    { "nocow", VIMG_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)",
+      NULL },
+    { "extent_size_hint", VIMG_OPT_SIZE,
+      "Extent size hint for the image file, 0 to disable", NULL },
+    { NULL, 0, NULL, NULL },
+};
+
+static int
+qcow2_discard(struct vimg_image *img, uint64_t off, uint64_t len,
+              struct vimg_error **errp)
+{
+    return 0;                   /* a hint; clusters stay allocated */
+}
+
+const struct vimg_format_ops vimg_format_qcow2 = {
+    .name = "qcow2",
+    .probe = qcow2_probe,
+    .open = qcow2_open,
+    .close = qcow2_close,
+    .create = qcow2_create,
+    .create_opts = qcow2_create_opts,
+    .pread = qcow2_pread,
+    .pwrite = qcow2_pwrite,
+    .zero = qcow2_zero,
+    .discard = qcow2_discard,
+    .flush = qcow2_flush,
+    .truncate = qcow2_truncate,
+    .block_status = qcow2_block_status,
+    .info = qcow2_info,
+};

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * qcow2 (docs/interop/qcow2.txt as of QEMU 7.2, versions 2 and 3): the
+ * private state shared by the files of the qcow2 driver.
+ *
+ *   qcow2.c          header + extensions: parse, validate, write; open,
+ *                    create, close, info, truncate, flush, the ops table
+ *   qcow2-cluster.c  the metadata table cache (L2 tables and refcount
+ *                    blocks), L1/L2 address translation, reads
+ *                    (plain, zero, compressed, extended L2), writes with
+ *                    copy-on-write of partial clusters, zero, block status
+ *   qcow2-refcount.c refcount table and blocks, the cluster allocator
+ *   qcow2-crypt.c    LUKS inside qcow2 (crypt_method 2): the FDE header
+ *                    extension region, key handling, data en/decryption
+ *
+ * Metadata write ordering (crash safety without a journal): refcount
+ * blocks reach the disk (and are synced) before any L2 table that points
+ * to newly allocated clusters, and L2 tables before the L1 entries that
+ * point to them.  Refcounts are never decreased before the last reference
+ * is gone from disk, so a crash can leak clusters but never corrupt.
+ */
+#ifndef VIMG_QCOW2_H
+#define VIMG_QCOW2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "blockcrypt/luks1.h"
+
+struct json_object;
+
+#define QCOW2_MAGIC 0x514649fbU
+
+/* Header fields and limits (qemu-facts.md 1.1). */
+#define QCOW2_V2_HEADER_LEN        72
+#define QCOW2_V3_HEADER_LEN        104
+#define QCOW2_V3_WRITTEN_LEN       112     /* what qemu 7.2 writes */
+#define QCOW2_MIN_CLUSTER_BITS     9
+#define QCOW2_MAX_CLUSTER_BITS     21
+#define QCOW2_MAX_L1_BYTES         (32u * 1024 * 1024)
+#define QCOW2_MAX_REFTABLE_BYTES   (8u * 1024 * 1024)
+#define QCOW2_MAX_BACKING_NAME     1023
+
+#define QCOW2_INCOMPAT_DIRTY       (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT     (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE   (1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2       (1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN       0x1fULL
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
+#define QCOW2_AUTOCLEAR_BITMAPS    (1ULL << 0)
+#define QCOW2_AUTOCLEAR_DATA_RAW   (1ULL << 1)
+
+#define QCOW2_CRYPT_NONE 0
+#define QCOW2_CRYPT_AES  1
+#define QCOW2_CRYPT_LUKS 2
+
+#define QCOW2_COMPRESS_ZLIB 0
+#define QCOW2_COMPRESS_ZSTD 1
+
+/* Header extension types (qemu-facts.md 1.2). */
+#define QCOW2_EXT_END           0x00000000U
+#define QCOW2_EXT_BACKING_FMT   0xe2792acaU
+#define QCOW2_EXT_FEATURES      0x6803f857U
+#define QCOW2_EXT_BITMAPS       0x23852875U
+#define QCOW2_EXT_CRYPTO        0x0537be77U
+#define QCOW2_EXT_DATA_FILE     0x44415441U
+
+/* L1/L2 entry bits (qemu-facts.md 1.3). */
+#define QCOW2_OFLAG_COPIED      (1ULL << 63)
+#define QCOW2_OFLAG_COMPRESSED  (1ULL << 62)
+#define QCOW2_OFLAG_ZERO        (1ULL << 0)
+#define QCOW2_OFFSET_MASK       0x00fffffffffffe00ULL
+#define QCOW2_L1_RESERVED       0x7f000000000001ffULL
+#define QCOW2_L2_RESERVED       0x3f000000000001feULL
+#define QCOW2_SUBCLUSTERS       32
+
+/* Caches: number of L2 tables / refcount blocks kept in memory. */
+#define QCOW2_L2_CACHE_SIZE     16
+#define QCOW2_RB_CACHE_SIZE     8
+
+/* Header fields as read (native endianness). */
+struct qcow2_header {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    uint64_t incompatible_features;
+    uint64_t compatible_features;
+    uint64_t autoclear_features;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    uint8_t compression_type;
+};
+
+/* One cluster-sized metadata table held in memory. */
+struct qcow2_table {
+    uint64_t offset;            /* host offset; 0 = slot unused */
+    uint64_t lru;               /* last-use stamp */
+    bool dirty;
+    uint8_t *data;              /* cluster_size bytes */
+};
+
+struct qcow2_state {
+    struct qcow2_header hdr;
+    uint32_t cluster_size;
+    uint32_t cluster_bits;
+    uint32_t l2_bits;           /* log2(entries per L2 table) */
+    uint32_t l2_entry_size;     /* 8, or 16 with extended L2 */
+    uint32_t subcluster_size;   /* cluster_size / 32 with extended L2 */
+    bool extended_l2;
+    uint32_t refcount_bits;
+    uint32_t rb_entries;        /* refcounts per refcount block */
+    uint64_t refcount_max;
+
+    /* Header extensions of interest. */
+    uint64_t crypto_offset;     /* FDE header region (0x0537BE77) */
+    uint64_t crypto_length;
+    bool has_crypto_ext;
+
+    /* L1 table, whole, in memory; dirty entries [l1_dirty_lo, l1_dirty_hi). */
+    uint64_t *l1;
+    uint32_t l1_size;
+    uint32_t l1_dirty_lo, l1_dirty_hi;
+
+    /* Refcount table, whole, in memory (qemu caps it at 8 MiB). */
+    uint64_t *rt;
+    uint64_t rt_entries;
+    bool rt_dirty;
+
+    struct qcow2_table l2_cache[QCOW2_L2_CACHE_SIZE];
+    struct qcow2_table rb_cache[QCOW2_RB_CACHE_SIZE];
+    uint64_t lru_clock;
+    bool rb_unsynced;           /* refblocks written since the last sync */
+    uint64_t free_hint;         /* first cluster index that may be free */
+
+    /* Compressed clusters waiting to be released once the L2 tables that
+     * no longer point to them are on disk. */
+    uint64_t *pending_free;     /* pairs: host offset, byte count */
+    size_t pending_n, pending_cap;
+
+    /* Decompression: the last decompressed cluster. */
+    uint8_t *zbuf;              /* compressed input (2 clusters) */
+    uint8_t *dbuf;              /* decompressed cluster */
+    uint64_t dbuf_entry;        /* L2 descriptor of dbuf's content, 0 = none */
+
+    uint8_t *bounce;            /* one cluster, for COW and encryption */
+
+    /* Encryption (qcow2-crypt.c). */
+    struct luks1 *luks;
+};
+
+/* ---- small helpers ---- */
+
+static inline uint64_t
+qcow2_offset_into_cluster(const struct qcow2_state *s, uint64_t off)
+{
+    return off & (s->cluster_size - 1);
+}
+
+static inline uint64_t
+qcow2_l1_index(const struct qcow2_state *s, uint64_t off)
+{
+    return off >> (s->cluster_bits + s->l2_bits);
+}
+
+static inline uint64_t
+qcow2_l2_index(const struct qcow2_state *s, uint64_t off)
+{
+    return (off >> s->cluster_bits) & ((1ULL << s->l2_bits) - 1);
+}
+
+/** qcow2_l1_entries_for - L1 entries needed for a virtual size. */
+uint64_t qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits,
+                              uint64_t size);
+
+/* ---- qcow2.c ---- */
+
+/**
+ * qcow2_parse_header - decode and validate a header cluster.
+ * @buf: the first @len bytes of the file (len >= 72).
+ * @s: receives hdr, the derived geometry and the crypto extension.
+ * @rw: the image is opened for writing (a corrupt image is refused).
+ * Messages are qemu's ("Unsupported qcow2 version 4", "Header extension too
+ * large", ...).  Return: 0, -EINVAL, -ENOTSUP.
+ */
+int qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
+                       bool rw, struct vimg_error **errp);
+
+/** qcow2_sync - fdatasync the image file. */
+int qcow2_sync(struct vimg_image *img, struct vimg_error **errp);
+
+/* ---- qcow2-refcount.c ---- */
+
+/** qcow2_refcount_init - load the refcount table (validated, capped). */
+int qcow2_refcount_init(struct vimg_image *img, struct vimg_error **errp);
+void qcow2_refcount_free(struct qcow2_state *s);
+/** qcow2_get_refcount - refcount of the cluster at host cluster index @ci. */
+int qcow2_get_refcount(struct vimg_image *img, uint64_t ci, uint64_t *out,
+                       struct vimg_error **errp);
+/**
+ * qcow2_update_refcount - add @delta (+1/-1) to the refcounts of every
+ * cluster touched by [@off, @off + @len).
+ */
+int qcow2_update_refcount(struct vimg_image *img, uint64_t off, uint64_t len,
+                          int delta, struct vimg_error **errp);
+/**
+ * qcow2_alloc_clusters - find @n contiguous free clusters, set their
+ * refcounts to 1 and return the host offset of the first in *@out.  The
+ * file is not extended here; writers extend it by writing.
+ */
+int qcow2_alloc_clusters(struct vimg_image *img, uint64_t n, uint64_t *out,
+                         struct vimg_error **errp);
+/** qcow2_refcount_flush - write dirty refcount blocks and table, then sync. */
+int qcow2_refcount_flush(struct vimg_image *img, struct vimg_error **errp);
+
+/* ---- qcow2-cluster.c ---- */
+
+/*
+ * The ops of the same names (see struct vimg_format_ops): requests are in
+ * range and aligned to img->alignment (512 when encrypted).  Zero keeps
+ * clusters allocated and sets the v3 zero flag (or zero subcluster bits);
+ * block status reports ZERO for unallocated and zero clusters, DATA|OFFSET
+ * for plain data, DATA alone for compressed or encrypted data.
+ */
+
+/**
+ * qcow2_cache_get - the cached table at host @offset (@l2: L2 cache, else
+ * refcount-block cache).  @load: read it from disk on a miss, otherwise it
+ * starts zeroed (a new table).  Evicting a dirty L2 table writes the
+ * refcount blocks first.  The pointer is valid until the next cache call.
+ */
+int qcow2_cache_get(struct vimg_image *img, bool l2, uint64_t offset,
+                    bool load, struct qcow2_table **out,
+                    struct vimg_error **errp);
+/** qcow2_table_write - write one cached table and clear its dirty flag. */
+int qcow2_table_write(struct vimg_image *img, bool l2, struct qcow2_table *t,
+                      struct vimg_error **errp);
+
+int qcow2_cluster_init(struct vimg_image *img, struct vimg_error **errp);
+void qcow2_cluster_free(struct qcow2_state *s);
+int qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
+                struct vimg_error **errp);
+int qcow2_pwrite(struct vimg_image *img, const void *buf, size_t len,
+                 uint64_t off, struct vimg_error **errp);
+int qcow2_zero(struct vimg_image *img, uint64_t off, uint64_t len,
+               unsigned flags, struct vimg_error **errp);
+int qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
+                       uint64_t *pnum, unsigned *status, uint64_t *host,
+                       struct vimg_error **errp);
+/**
+ * qcow2_metadata_flush - write every dirty metadata table in the safe
+ * order (refblocks, sync, L2 tables, sync, L1, sync) and release pending
+ * compressed clusters.
+ */
+int qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp);
+/**
+ * qcow2_write_l1_at - write @n L1 entries (big-endian) at host @offset
+ * (a grown L1 table); exactly n * 8 bytes, as qemu writes them.
+ */
+int qcow2_write_l1_at(struct vimg_image *img, const uint64_t *l1,
+                      uint32_t n, uint64_t offset, struct vimg_error **errp);
+/** qcow2_write_zeroes - write zeroes over [@off, @off + @len) of the file. */
+int qcow2_write_zeroes(struct vimg_image *img, uint64_t off, uint64_t len,
+                       struct vimg_error **errp);
+
+/* ---- qcow2-crypt.c ---- */
+
+/* Encryption requested at creation time (parsed before anything is written). */
+struct qcow2_crypt_params {
+    uint32_t method;                    /* QCOW2_CRYPT_NONE or _LUKS */
+    struct luks1_create_params luks;
+    char *pw;                           /* safe memory, NUL-terminated */
+    size_t pwlen;
+};
+
+/**
+ * qcow2_crypt_open - handle crypt_method and the encrypt.* open options:
+ * loads the LUKS header from the FDE region and unlocks it unless
+ * VIMG_OPEN_NO_IO.
+ */
+int qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
+                     struct vimg_secrets *secrets, struct vimg_error **errp);
+void qcow2_crypt_close(struct qcow2_state *s);
+/**
+ * qcow2_crypt_parse_create_opts - take the encryption creation options
+ * (encryption, encrypt.*) in qemu's order and fetch the passphrase.
+ * Errors use qemu's wording ("Parameter 'encrypt.key-secret' is required
+ * for cipher", ...).  Release @p with qcow2_crypt_params_clear().
+ */
+int qcow2_crypt_parse_create_opts(struct vimg_opts *opts,
+                                  struct vimg_secrets *secrets,
+                                  struct qcow2_crypt_params *p,
+                                  struct vimg_error **errp);
+void qcow2_crypt_params_clear(struct qcow2_crypt_params *p);
+/**
+ * qcow2_crypt_create - set up LUKS encryption on a freshly created image
+ * (opened read-write): allocate and zero the region, point the FDE header
+ * extension at it, create the LUKS header + slot 0 inside it.
+ */
+int qcow2_crypt_create(struct vimg_image *img,
+                       const struct qcow2_crypt_params *p,
+                       struct vimg_error **errp);
+/** qcow2_encrypt/decrypt - in place; IV sector = @host_off / 512. */
+int qcow2_encrypt(struct qcow2_state *s, uint64_t host_off, void *buf,
+                  size_t len, struct vimg_error **errp);
+int qcow2_decrypt(struct qcow2_state *s, uint64_t host_off, void *buf,
+                  size_t len, struct vimg_error **errp);
+/** qcow2_crypt_info - the "encrypt" object of the format-specific data. */
+int qcow2_crypt_info(struct qcow2_state *s, struct json_object **out,
+                     struct vimg_error **errp);
+
+/**
+ * qcow2_rewrite_header - rewrite cluster 0 from the state (fields plus
+ * extensions in qemu's order); used at creation time.
+ */
+int qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp);
+
+extern const struct vimg_format_ops vimg_format_qcow2;
+
+#endif /* VIMG_QCOW2_H */
