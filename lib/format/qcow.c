@@ -86,7 +86,8 @@ struct qcow_l2 {
     uint64_t offset;            /* file offset of the table, 0 = free slot */
     uint64_t *entries;          /* host byte order */
     uint64_t used;              /* LRU stamp */
-    uint32_t dirty_lo, dirty_hi;/* dirty entry range [lo, hi), lo == hi: clean */
+    uint32_t dirty_lo;          /* dirty entries [lo, hi); lo == hi: clean */
+    uint32_t dirty_hi;
 };
 
 struct qcow_state {
@@ -97,7 +98,7 @@ struct qcow_state {
     uint64_t *l1;               /* host byte order */
     struct qcow_l2 l2[QCOW_L2_CACHE];
     uint64_t l2_clock;
-    uint64_t file_end;          /* where the next allocation starts (before rounding) */
+    uint64_t file_end;          /* next allocation, before rounding up */
     struct qcowaes *aes;        /* NULL if plain or opened without a key */
     char *backing;              /* backing file name (metadata-only opens) */
     uint8_t *bounce;            /* QCOW_RUN_MAX bytes, on demand */
@@ -207,7 +208,7 @@ header_check(const struct qcow_header *h, uint64_t *l1_size,
     return 0;
 }
 
-/* ---- option handling ------------------------------------------------------ */
+/* ---- option handling ---------------------------------------------------- */
 
 /*
  * The "encrypt.*" open options.  qemu accepts "format" (must agree with
@@ -273,7 +274,7 @@ aes_from_secret(struct vimg_secrets *secrets, const char *id,
     return r;
 }
 
-/* ---- L2 cache ------------------------------------------------------------- */
+/* ---- L2 cache ----------------------------------------------------------- */
 
 static size_t
 l2_bytes(const struct qcow_state *s)
@@ -445,7 +446,7 @@ alloc_space(struct vimg_image *img, uint64_t len, uint64_t *out,
     return 0;
 }
 
-/* ---- mapping ---------------------------------------------------------------- */
+/* ---- mapping ------------------------------------------------------------ */
 
 /*
  * Map the guest cluster containing @off.  With @alloc_l2 a missing L2
@@ -544,7 +545,7 @@ data_offset(uint64_t e, uint64_t *host, struct vimg_error **errp)
     return 0;
 }
 
-/* ---- compressed clusters ----------------------------------------------------- */
+/* ---- compressed clusters ------------------------------------------------ */
 
 /* Decompress the cluster of entry @e into s->cluster_cache. */
 static int
@@ -600,7 +601,7 @@ load_compressed(struct vimg_image *img, uint64_t e, struct vimg_error **errp)
     return 0;
 }
 
-/* ---- open / close ------------------------------------------------------------- */
+/* ---- open / close ------------------------------------------------------- */
 
 static void
 qcow_close(struct vimg_image *img)
@@ -766,7 +767,7 @@ fail:
     return r;
 }
 
-/* ---- data path --------------------------------------------------------------- */
+/* ---- data path ---------------------------------------------------------- */
 
 static int
 get_bounce(struct qcow_state *s, struct vimg_error **errp)
@@ -1017,6 +1018,7 @@ do_write(struct vimg_image *img, const uint8_t *src, uint64_t len,
          uint64_t off, struct vimg_error **errp)
 {
     struct qcow_state *s = img->priv;
+    unsigned l1_shift = (unsigned)s->hdr.cluster_bits + s->hdr.l2_bits;
     uint64_t cs = s->cluster_size;
     int r = 0;
 
@@ -1052,8 +1054,7 @@ do_write(struct vimg_image *img, const uint8_t *src, uint64_t len,
 
             /* Stay inside one L2 table: mapping another one could evict
              * (and write back) entries of this run before its data. */
-            if (run_len && (goff >> (s->hdr.cluster_bits + s->hdr.l2_bits)) !=
-                               (off >> (s->hdr.cluster_bits + s->hdr.l2_bits))) {
+            if (run_len && (goff >> l1_shift) != (off >> l1_shift)) {
                 break;
             }
             r = map_l2(img, goff, true, &t, &idx, errp);
@@ -1183,6 +1184,10 @@ qcow_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
         switch (entry_kind(e)) {
         case QCOW_UNALLOCATED:
             cur = VIMG_BLOCK_ZERO;
+#ifdef VIMG_BLOCK_UNALLOCATED
+            /* qemu map: "present": false (not allocated in this layer). */
+            cur |= VIMG_BLOCK_UNALLOCATED;
+#endif
             break;
         case QCOW_COMPRESSED_CLUSTER:
             cur = VIMG_BLOCK_DATA;
@@ -1243,7 +1248,8 @@ qcow_info(struct vimg_image *img, struct json_object *info,
 
         v = full ? json_object_new_string(full) : NULL;
         free(full);
-        if (!v || json_object_object_add(info, "full-backing-filename", v) < 0) {
+        if (!v ||
+            json_object_object_add(info, "full-backing-filename", v) < 0) {
             json_object_put(v);
             return vimg_error_set(errp, -ENOMEM, "Out of memory");
         }
@@ -1256,7 +1262,7 @@ qcow_info(struct vimg_image *img, struct json_object *info,
     return 0;
 }
 
-/* ---- create ----------------------------------------------------------------- */
+/* ---- create ------------------------------------------------------------- */
 
 /* Format names qemu 7.2 knows, for validating backing_fmt. */
 static bool
@@ -1305,6 +1311,11 @@ qcow_create(int fd, const char *filename, uint64_t size,
     fmt = vimg_opts_take(opts, "encrypt.format");
     key_id = vimg_opts_take(opts, "encrypt.key-secret");
 
+    /* Before the size: qemu-img takes the size from the backing file. */
+    if (backing) {
+        return vimg_error_set(errp, -ENOTSUP, "Backing files are not "
+                              "supported yet");
+    }
     if (size == 0) {
         return vimg_error_set(errp, -EINVAL, "Image size is too small, "
                               "cannot be zero length");
@@ -1330,10 +1341,6 @@ qcow_create(int fd, const char *filename, uint64_t size,
     if (backing_fmt && !known_qemu_format(backing_fmt)) {
         return vimg_error_set(errp, -EINVAL, "unrecognized backing format "
                               "'%s'", backing_fmt);
-    }
-    if (backing) {
-        return vimg_error_set(errp, -ENOTSUP, "Backing files are not "
-                              "supported yet");
     }
 
     shift = QCOW_CREATE_CLUSTER_BITS + QCOW_CREATE_L2_BITS;

@@ -29,6 +29,9 @@
 #include "internal.h"
 #include "tap.h"
 
+/* Status bits checked here (a later "unallocated" bit may be added). */
+#define KNOWN_BITS (VIMG_BLOCK_DATA | VIMG_BLOCK_ZERO | VIMG_BLOCK_OFFSET)
+
 static char dir[64];
 static struct vimg_secrets *secrets;
 
@@ -99,7 +102,7 @@ expect_err(int r, struct vimg_error **err, int code, const char *msg,
     *err = NULL;
 }
 
-/* ---- header files ---------------------------------------------------------- */
+/* ---- header files ------------------------------------------------------- */
 
 struct hdr {
     uint32_t version;
@@ -268,7 +271,8 @@ test_headers(void)
     h.size = UINT64_C(1) << 62;
     h.cb = 9;
     h.l2b = 6;
-    bad_header(&h, -EINVAL, "Image too large", "size 2^62, 32 KiB per L1 entry");
+    bad_header(&h, -EINVAL, "Image too large",
+               "size 2^62, 32 KiB per L1 entry");
 
     /* A 2 GiB - 8 L1 table beyond EOF: refused, not allocated. */
     default_hdr(&h);
@@ -336,7 +340,7 @@ test_magic(void)
     vimg_error_free(err);
 }
 
-/* ---- create ------------------------------------------------------------------- */
+/* ---- create ------------------------------------------------------------- */
 
 static uint8_t *
 slurp(const char *file, size_t *len)
@@ -430,7 +434,8 @@ test_create(void)
                "can't be used at the same time", "format + alias");
     r = create(path("e1.qcow"), 1 << 20, "encrypt.format=aes,"
                "encrypt.key-secret=nosuch", &err);
-    expect_err(r, &err, -ENOENT, "No secret with id 'nosuch'", "unknown secret");
+    expect_err(r, &err, -ENOENT, "No secret with id 'nosuch'",
+               "unknown secret");
     r = create(path("e1.qcow"), 1 << 20, "backing_fmt=foo", &err);
     expect_err(r, &err, -EINVAL, "unrecognized backing format 'foo'",
                "bad backing_fmt");
@@ -449,7 +454,7 @@ test_create(void)
     expect_err(r, &err, -EINVAL, "Image too large", "1 PiB (L1 > 2 GiB)");
 }
 
-/* ---- data path ----------------------------------------------------------------- */
+/* ---- data path ---------------------------------------------------------- */
 
 static void
 test_plain_io(void)
@@ -504,11 +509,12 @@ test_plain_io(void)
        "block status: cluster 0 DATA|OFFSET at 0x2000");
     r = vimg_image_block_status(img, 4096, (64 << 20) - 4096, &pnum, &st,
                                 &host, &err);
-    ok(r == 0 && pnum == 4096 && st == VIMG_BLOCK_ZERO,
+    ok(r == 0 && pnum == 4096 && (st & KNOWN_BITS) == VIMG_BLOCK_ZERO,
        "block status: cluster 1 unallocated -> ZERO");
     r = vimg_image_block_status(img, 12288, (64 << 20) - 12288, &pnum, &st,
                                 NULL, &err);
-    ok(r == 0 && pnum == (64 << 20) - 12288 && st == VIMG_BLOCK_ZERO,
+    ok(r == 0 && pnum == (64 << 20) - 12288 &&
+       (st & KNOWN_BITS) == VIMG_BLOCK_ZERO,
        "block status: the rest is one ZERO run");
 
     /* A long write over a new L2 boundary, unaligned both ends. */

@@ -107,8 +107,10 @@ test_vectors(void)
            "zero sector 0 equals qemu's encrypted-zero COW fill");
 
     /* Lengths must be whole sectors. */
-    ok(qcowaes_encrypt(h, 0, buf, 100) == -EINVAL, "encrypt of 100 bytes: -EINVAL");
-    ok(qcowaes_decrypt(h, 0, buf, 513) == -EINVAL, "decrypt of 513 bytes: -EINVAL");
+    ok(qcowaes_encrypt(h, 0, buf, 100) == -EINVAL,
+       "encrypt of 100 bytes: -EINVAL");
+    ok(qcowaes_decrypt(h, 0, buf, 513) == -EINVAL,
+       "decrypt of 513 bytes: -EINVAL");
     ok(qcowaes_encrypt(h, 0, buf, 0) == 0, "empty request is fine");
     ok(qcowaes_encrypt(NULL, 0, buf, 512) == -EINVAL, "NULL handle: -EINVAL");
     qcowaes_free(h);
