@@ -180,8 +180,9 @@ check_header(const struct luks1_disk_header *h, struct vimg_error **errp)
 
         if (s->stripes != LUKS1_STRIPES) {
             return vimg_error_set(errp, -EINVAL,
-                                  "Keyslot %zu is corrupted (stripes %" PRIu32
-                                  " != %d)", i, s->stripes, LUKS1_STRIPES);
+                                  "Keyslot %zu is corrupted (stripes %" PRId32
+                                  " != %d)", i, (int32_t)s->stripes,
+                                  LUKS1_STRIPES);   /* qemu prints it signed */
         }
         if (s->active != LUKS1_SLOT_ACTIVE && s->active != LUKS1_SLOT_INACTIVE) {
             return vimg_error_set(errp, -EINVAL,

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Regenerate the seed corpora of the fuzz targets (fuzz/corpus/*/seed-*).
+# Option strings and object definitions come from qemu-img's usage and
+# -o help texts; LUKS1 seeds are made by the real qemu-img and cryptsetup
+# (password "pw", the one fuzz-luks1-header tries) and cut down to the
+# header plus slot 0's key material, so they stay small but still unlock.
+# Crash regressions (crash-*, timeout-*, oom-*) in the same folders are
+# left alone.  Needs qemu-img and cryptsetup for the LUKS seeds.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+corpus=$here/corpus
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir -p "$corpus/opts" "$corpus/object" "$corpus/luks1-header"
+rm -f "$corpus"/opts/seed-* "$corpus"/object/seed-* "$corpus"/luks1-header/seed-*
+
+# ---- fuzz-opts: byte 0 is the mode (see fuzz-opts.c), then option strings
+# separated by NUL.  '@' no implied key, 'A' implied qom-type, 'B' driver,
+# 'C' size; +4 ('D'..'G') takes every key before check_unused.
+n=0
+opt_seed()
+{
+    local mode=$1
+    shift
+    n=$((n + 1))
+    {
+        printf '%s' "$mode"
+        local first=1 s
+        for s in "$@"; do
+            [ $first = 1 ] || printf '\0'
+            printf '%s' "$s"
+            first=0
+        done
+    } > "$(printf '%s/opts/seed-%02d' "$corpus" $n)"
+}
+opt_seed D 'key-secret=s0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,hash-alg=sha256,iter-time=10'
+opt_seed @ 'cipher-alg=twofish-128,cipher-mode=ctr,ivgen-alg=essiv,ivgen-hash-alg=sha1,iter-time=0'
+opt_seed E 'secret,id=s0,data=pw'
+opt_seed A 'secret,id=s0,data=a,,b,,,format=raw'
+opt_seed A 'secret_keyring,id=k,serial=12345'
+opt_seed F 'driver=luks,key-secret=s0,file.filename=disk.img'
+opt_seed B 'qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0'
+opt_seed G '64M'
+opt_seed C '1.5k,preallocation=off'
+opt_seed D 'size=0x1000,cluster_size=64k,compat=1.1,lazy_refcounts=on,refcount_bits=16'
+opt_seed @ 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10,encryption=off'
+opt_seed D 'lazy_refcounts,noextended_l2,data_file_raw=yes,extended_l2=false'
+opt_seed @ 'a=1,a=2,b=,,,c' 'a=3,d=E' 'size=18446744073709551615'
+opt_seed D 'size=16E,x=1.k,y=+ 12G,z=-1,w=0x,v=010,u=99999999999999999999'
+opt_seed @ ',,' '=x' 'k=v,'
+opt_seed E 'iter-time=-1,iter-count=1000,size=1b,preallocation=full'
+
+# ---- fuzz-object: one --object definition per line.
+obj_seed()
+{
+    n=$((n + 1))
+    printf '%s\n' "$@" > "$(printf '%s/object/seed-%02d' "$corpus" $n)"
+}
+n=0
+obj_seed 'secret,id=s0,data=pw'
+obj_seed 'secret,id=s0,data=cHcK,format=base64'
+obj_seed 'secret,id=s0,file=/dev/null' 'secret,id=s0,data=x'
+obj_seed 'secret,id=s1,data=a,,b,format=raw' 'secret,id=s1,data=again'
+# "pw" encrypted with k0 (bytes 00..1f) and IV 00..0f, AES-256-CBC, PKCS#7.
+obj_seed "secret,id=e0,keyid=k0,iv=AAECAwQFBgcICQoLDA0ODw==,format=base64,data=$(
+    printf pw | openssl enc -aes-256-cbc -K "$(printf '%02x' $(seq 0 31))" \
+        -iv "$(printf '%02x' $(seq 0 15))" -nosalt | base64)"
+obj_seed 'secret,id=e1,keyid=k1,iv=AAECAwQFBgcICQoLDA0ODw==,data=xxxxxxxxxxxxxxxx'
+obj_seed 'secret,id=e2,keyid=k0,iv=AAEC,data=xxxxxxxxxxxxxxxx'
+obj_seed 'secret,id=e3,keyid=nokey,iv=AAECAwQFBgcICQoLDA0ODw==,data=x'
+obj_seed 'secret,id=e4,keyid=k0,data=xxxxxxxxxxxxxxxx'
+obj_seed 'secret_keyring,id=k9,serial=12345'
+obj_seed 'secret_keyring,id=k9,serial=0'
+obj_seed 'secret,id=s0,data=x,file=/dev/null'
+obj_seed 'secret,id=s0'
+obj_seed 'secret,id=9bad,data=x' 'secret,data=x' 'iothread,id=io0'
+obj_seed 'secret,id=s0,data=x,loaded=on' 'secret,id=s1,data=x,bogus=1'
+obj_seed 'secret,id=s0,data=x,a.b=1' 'secret,id=s0,data=x,format=hex'
+obj_seed 'secret,id=s0,data=***,format=base64' 'secret,id=u,data=\xff'
+obj_seed 'secret,id=s0,data=x,novalue' 'secret,,id=s0' ',id=s0'
+
+# ---- fuzz-luks1-header: real volumes, cut after slot 0's key material.
+luks_cut()
+{
+    local img=$1 name=$2 keybytes=$3 full=${4:-}
+    local end=$((4096 + (keybytes * 4000 + 511) / 512 * 512))
+    if [ "$full" = full ]; then
+        cp "$img" "$corpus/luks1-header/seed-$name.full"
+    elif [ "$full" != hdr ]; then
+        head -c $end "$img" > "$corpus/luks1-header/seed-$name.slot0"
+    fi
+    head -c 4096 "$img" > "$corpus/luks1-header/seed-$name.hdr"
+}
+qemu_luks()
+{
+    local name=$1 keybytes=$2 full=$3
+    shift 3
+    local try
+    # Debian's qemu-img 7.2 sometimes fails a short iter-time with "Unable
+    # to get accurate CPU usage"; try again.
+    for try in 1 2 3 4 5 6 7 8; do
+        qemu-img create -q -f luks --object secret,id=s0,data=pw \
+            -o key-secret=s0,iter-time=10"$*" "$tmp/$name.luks" 4K && break
+        [ $try != 8 ] || exit 1
+    done
+    luks_cut "$tmp/$name.luks" "qemu-$name" "$keybytes" "$full"
+}
+cs_luks()
+{
+    local name=$1 keybytes=$2
+    shift 2
+    printf pw > "$tmp/key"
+    truncate -s 3M "$tmp/$name.img"
+    cryptsetup luksFormat --type luks1 --batch-mode \
+        --pbkdf-force-iterations 1000 --key-file "$tmp/key" "$@" "$tmp/$name.img"
+    luks_cut "$tmp/$name.img" "cs-$name" "$keybytes"
+}
+qemu_luks aes256-xts-plain64-sha256 64 hdr
+qemu_luks aes128-cbc-essiv-sha256 16 '' \
+    ,cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv
+qemu_luks cast5-cbc-plain-ripemd160 16 '' \
+    ,cipher-alg=cast5-128,cipher-mode=cbc,ivgen-alg=plain,hash-alg=ripemd160
+qemu_luks twofish128-ctr-plain64-sha1 16 '' \
+    ,cipher-alg=twofish-128,cipher-mode=ctr,ivgen-alg=plain64,hash-alg=sha1
+qemu_luks serpent128-ecb-plain-sha512 16 '' \
+    ,cipher-alg=serpent-128,cipher-mode=ecb,ivgen-alg=plain,hash-alg=sha512
+cs_luks aes-xts-plain64-sha256 32 --cipher aes-xts-plain64 --key-size 256
+cs_luks aes-cbc-essiv-sha256 16 --cipher aes-cbc-essiv:sha256 --key-size 128
+# cryptsetup checks ciphers with the kernel's crypto API: here only AES.
+cs_luks aes-cbc-plain-sha512 32 --cipher aes-cbc-plain --key-size 256 --hash sha512
+cs_luks aes-ecb-sha1 16 --cipher aes-ecb --key-size 128 --hash sha1
+# Keep the header of this one only: 32 KB less to mutate.
+rm -f "$corpus/luks1-header/seed-cs-aes-cbc-plain-sha512.slot0"
+# Volumes with 16 PBKDF2 iterations (slot and master key): the only ones
+# that unlock in -Dfuzzing=true builds, where lib/crypto caps PBKDF2 at 16
+# iterations (real volumes use >= 1000).  Written by an independent Python
+# implementation (hashlib + cryptography); qemu-img reads them (checked
+# below), so they also cross-check vimg's unlock path.
+lowiter()
+{
+    python3 - "$@" <<'PY'
+import hashlib, os, struct, sys
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+path, mode, keybytes, payload_sectors = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rnd = __import__("random").Random(keybytes * 1000 + len(mode))  # deterministic
+rb = lambda n: bytes(rnd.getrandbits(8) for _ in range(n))
+HASH, ITERS, STRIPES = "sha256", 16, 4000
+mk = rb(keybytes)
+
+def sectors_crypt(key, data, first_sector=0):
+    out = bytearray()
+    for i in range(0, len(data), 512):
+        sec = first_sector + i // 512
+        chunk = data[i:i + 512]
+        if mode == "xts-plain64":
+            c = Cipher(algorithms.AES(key), modes.XTS(struct.pack("<Q", sec) + bytes(8)))
+        elif mode == "cbc-essiv:sha256":
+            ek = hashlib.sha256(key).digest()
+            e = Cipher(algorithms.AES(ek), modes.ECB()).encryptor()
+            iv = e.update(struct.pack("<Q", sec) + bytes(8)) + e.finalize()
+            c = Cipher(algorithms.AES(key), modes.CBC(iv))
+        elif mode == "cbc-plain":
+            c = Cipher(algorithms.AES(key), modes.CBC(struct.pack("<I", sec & 0xffffffff) + bytes(12)))
+        else:
+            c = Cipher(algorithms.AES(key), modes.ECB())
+        enc = c.encryptor()
+        out += enc.update(chunk) + enc.finalize()
+    return bytes(out)
+
+def diffuse(d):
+    hl = hashlib.new(HASH).digest_size
+    out = b""
+    for j in range(0, len(d), hl):
+        chunk = d[j:j + hl]
+        out += hashlib.new(HASH, struct.pack(">I", j // hl) + chunk).digest()[:len(chunk)]
+    return out
+
+def afsplit(key):
+    d = bytes(len(key))
+    stripes = []
+    for _ in range(STRIPES - 1):
+        s = rb(len(key))
+        stripes.append(s)
+        d = diffuse(bytes(a ^ b for a, b in zip(d, s)))
+    stripes.append(bytes(a ^ b for a, b in zip(d, key)))
+    return b"".join(stripes)
+
+area = -(-keybytes * STRIPES // 512)
+area = (area + 7) // 8 * 8
+payload = 8 + 8 * area
+mk_salt, slot_salt = rb(32), rb(32)
+digest = hashlib.pbkdf2_hmac(HASH, mk, mk_salt, ITERS, 20)
+slot_key = hashlib.pbkdf2_hmac(HASH, b"pw", slot_salt, ITERS, keybytes)
+material = afsplit(mk)
+material += bytes(-len(material) % 512)
+h = b"LUKS\xba\xbe" + struct.pack(">H", 1)
+h += b"aes".ljust(32, b"\0") + mode.encode().ljust(32, b"\0") + HASH.encode().ljust(32, b"\0")
+h += struct.pack(">II", payload, keybytes) + digest + mk_salt + struct.pack(">I", ITERS)
+h += b"00000000-0000-4000-8000-000000000000".ljust(40, b"\0")
+for i in range(8):
+    if i == 0:
+        h += struct.pack(">II", 0x00AC71F3, ITERS) + slot_salt
+    else:
+        h += struct.pack(">II", 0x0000DEAD, 0) + bytes(32)
+    h += struct.pack(">II", 8 + i * area, STRIPES)
+img = bytearray(h.ljust(4096, b"\0"))
+img += sectors_crypt(slot_key, material)
+if payload_sectors:
+    img += bytes(payload * 512 - len(img))
+    plain = b"".join(b"vimg fuzz seed sector %4d\n" % i for i in range(payload_sectors * 512 // 26 + 1))
+    img += sectors_crypt(mk, plain[:payload_sectors * 512])
+open(path, "wb").write(img)
+PY
+}
+L=$corpus/luks1-header
+lowiter "$L/seed-lowiter-aes-xts-plain64-sha256.slot0" xts-plain64 32 0
+lowiter "$L/seed-lowiter-aes-cbc-plain-sha256.slot0" cbc-plain 16 0
+lowiter "$L/seed-lowiter-aes-ecb-sha256.slot0" ecb-plain 16 0
+lowiter "$L/seed-lowiter-aes-cbc-essiv-sha256.full" cbc-essiv:sha256 16 8
+# qemu-img must decrypt the payload the generator wrote.
+qemu-img convert --object secret,id=s0,data=pw --image-opts \
+    "driver=luks,key-secret=s0,file.filename=$L/seed-lowiter-aes-cbc-essiv-sha256.full" \
+    -O raw "$tmp/plain.raw"
+head -c 26 "$tmp/plain.raw" | grep -q 'vimg fuzz seed sector    0' ||
+    { echo "lowiter seed does not decrypt with qemu-img" >&2; exit 1; }
+
+# The hostile headers (one defect each) reach every validation message.
+for f in "$here"/../tests/images/hostile/luks1/*.luks; do
+    cp "$f" "$corpus/luks1-header/seed-hostile-$(basename "$f" .luks)"
+done
+du -sh "$corpus"/*
