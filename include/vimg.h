@@ -121,6 +121,9 @@ struct vimg_image;
 #define VIMG_BLOCK_DATA       0x1  /* allocated in this layer, holds data    */
 #define VIMG_BLOCK_ZERO       0x2  /* reads as zeroes                        */
 #define VIMG_BLOCK_OFFSET     0x4  /* *host_offset is valid (plain formats)  */
+#define VIMG_BLOCK_UNALLOCATED 0x8 /* not allocated in this layer: reads come
+                                      from the backing image (ZERO also set
+                                      when that range reads as zeroes)     */
 
 /* Zero flags. */
 #define VIMG_ZERO_MAY_UNMAP   0x1
@@ -338,6 +341,206 @@ VIMG_API int vimg_measure(const char *format, struct vimg_opts *opts,
                           struct vimg_image *src, uint64_t size,
                           uint64_t *required, uint64_t *fully_allocated,
                           struct vimg_error **errp);
+
+
+/**
+ * struct vimg_check_result - what vimg_check() found (qemu's
+ * BdrvCheckResult; the CLI prints it as `qemu-img check` does).
+ * @corruptions: errors left on the image (reference counts too low,
+ *   broken tables, ...).
+ * @leaks: clusters whose reference count is higher than their references.
+ * @check_errors: internal errors (I/O, ...) that made the check incomplete.
+ * @corruptions_fixed: corruptions repaired (VIMG_CHECK_FIX_ERRORS).
+ * @leaks_fixed: leaks repaired (VIMG_CHECK_FIX_LEAKS).
+ * @image_end_offset: end of the last cluster in use, in bytes.
+ * @total_clusters: clusters of the virtual disk.
+ * @allocated_clusters: guest clusters holding data in the active layer.
+ * @fragmented_clusters: allocated clusters not stored right after the
+ *   previous one of the same L2 table (compressed ones always count).
+ * @compressed_clusters: compressed guest clusters.
+ */
+struct vimg_check_result {
+    int64_t corruptions;
+    int64_t leaks;
+    int64_t check_errors;
+    int64_t corruptions_fixed;
+    int64_t leaks_fixed;
+    int64_t image_end_offset;
+    int64_t total_clusters;
+    int64_t allocated_clusters;
+    int64_t fragmented_clusters;
+    int64_t compressed_clusters;
+};
+
+/* Repair modes of vimg_check() (qemu-img check -r leaks / -r all). */
+#define VIMG_CHECK_FIX_LEAKS  0x1
+#define VIMG_CHECK_FIX_ERRORS 0x2
+
+/**
+ * vimg_check_report_fn - receives one finding of vimg_check() as a line of
+ * text without the newline, in qemu-img's wording ("Leaked cluster 6
+ * refcount=2 reference=1", "ERROR cluster 5 refcount=0 reference=1",
+ * "Repairing ...").  qemu-img prints these on stderr.
+ */
+typedef void (*vimg_check_report_fn)(void *opaque, const char *line);
+
+/**
+ * vimg_check - check the metadata of an image for consistency and
+ * optionally repair it (one pass of `qemu-img check`; the caller runs a
+ * second pass with @fix 0 after repairs, as qemu-img does).
+ * @img: the image; metadata only is needed, so a VIMG_OPEN_NO_IO handle
+ *   works (no key for encrypted images).  Repairs need VIMG_OPEN_RDWR.
+ * @fix: 0 or VIMG_CHECK_FIX_* flags.
+ * @res: receives the counts (zeroed first).
+ * @report: called for each finding; may be NULL.
+ * @opaque: passed to @report.
+ * @errp: error out (may be NULL).
+ * Return: 0 when the check ran (whatever it found: see @res), -ENOTSUP
+ *   ("This image format does not support checks") for formats without a
+ *   checker, -EBADF for repairs on a read-only handle, -EIO (and
+ *   check_errors) when the check could not complete, e.g. a repair that
+ *   needs a refcount rebuild without VIMG_CHECK_FIX_ERRORS.
+ */
+VIMG_API int vimg_check(struct vimg_image *img, unsigned fix,
+                        struct vimg_check_result *res,
+                        vimg_check_report_fn report, void *opaque,
+                        struct vimg_error **errp);
+
+/* ---- backing files, commit, rebase, compression (qcow2-core) ----------- */
+
+/**
+ * vimg_image_backing - the backing image of @img as opened with it, or
+ * NULL (no backing file, a format without backing files, or a metadata-only
+ * handle whose backing file could not be opened).  The handle belongs to
+ * @img: do not close it; it stays valid until @img is closed.  It is read-
+ * only, and metadata-only when @img is.  Backing images of encrypted layers
+ * get their key from the open options "backing.encrypt.key-secret" (qcow2)
+ * or "backing.key-secret" (raw luks), as qemu's --image-opts spell them;
+ * deeper layers use "backing.backing....".
+ */
+VIMG_API struct vimg_image *vimg_image_backing(struct vimg_image *img);
+
+/**
+ * vimg_image_set_backing - change the backing file recorded in @img's
+ * metadata (qemu-img rebase -u).  Guest content is not changed or checked.
+ * @name: the new backing file name as it is to be stored (relative names
+ *   are resolved against @img's directory when opened); NULL or "" removes
+ *   the backing file.
+ * @fmt: its format (stored as backing format), or NULL.
+ * Return: 0, -EBADF (read-only handle), -ENOTSUP (format without backing
+ *   files), -EINVAL (name too long), -EIO.
+ */
+VIMG_API int vimg_image_set_backing(struct vimg_image *img, const char *name,
+                                    const char *fmt, struct vimg_error **errp);
+
+/**
+ * vimg_image_make_empty - unallocate every cluster of @img's own layer so
+ * it reads as its backing image again (qemu-img commit without -d).
+ * Return: 0, -EBADF (read-only), -ENOTSUP (format cannot), -EIO.
+ */
+VIMG_API int vimg_image_make_empty(struct vimg_image *img,
+                                   struct vimg_error **errp);
+
+/**
+ * vimg_image_pwrite_compressed - write whole clusters compressed
+ * (qemu-img convert -c).  @offset must be cluster aligned and @len a
+ * multiple of the cluster size, except for a last cluster ending at the
+ * virtual size.  Clusters that do not get smaller are written plainly.
+ * Return: 0, -ENOTSUP ("Compression and encryption not supported at the
+ *   same time", or a format without compression), -EINVAL (alignment),
+ *   -EBADF, -EIO.
+ */
+VIMG_API int vimg_image_pwrite_compressed(struct vimg_image *img,
+                                          const void *buf, size_t len,
+                                          uint64_t offset,
+                                          struct vimg_error **errp);
+
+/*
+ * Creation option understood by vimg_image_create() for formats with
+ * backing files without being one of their listed creation options:
+ * "backing_unsafe=on" does not open the backing file (qemu-img create -u);
+ * the size must then be given.
+ */
+#define VIMG_CREATE_OPT_BACKING_UNSAFE "backing_unsafe"
+
+/* ---- internal snapshots (qcow2) ---------------------------------------- */
+
+/**
+ * struct vimg_snapshot - one internal snapshot (qemu's SnapshotInfo).
+ * @id: the numeric id string qemu assigns ("1", "2", ...).
+ * @name: the tag given at creation (may be empty).
+ * @vm_state_size: bytes of saved VM state (0 for disk-only snapshots).
+ * @date_sec: creation time, seconds since the epoch.
+ * @date_nsec: nanoseconds part of the creation time.
+ * @vm_clock_nsec: guest run time at creation, in nanoseconds.
+ * @disk_size: virtual disk size when the snapshot was taken.
+ * @icount: record/replay instruction count, -1 when there is none.
+ */
+struct vimg_snapshot {
+    char *id;
+    char *name;
+    uint64_t vm_state_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t disk_size;
+    int64_t icount;
+};
+
+/**
+ * vimg_snapshot_list - the internal snapshots of an image, in table order.
+ * @img: the image (a VIMG_OPEN_NO_IO handle is enough: no key needed).
+ * @out: receives a malloc'd array (NULL when there are none); release it
+ *   with vimg_snapshot_list_free().
+ * @n: receives the number of entries.
+ * @errp: error out (may be NULL).
+ * Return: 0, -ENOTSUP (format without snapshots: *n is 0), -EINVAL/-EFBIG
+ *   (broken snapshot table, qemu's messages), -EIO.
+ */
+VIMG_API int vimg_snapshot_list(struct vimg_image *img,
+                                struct vimg_snapshot **out, size_t *n,
+                                struct vimg_error **errp);
+/** vimg_snapshot_list_free - free what vimg_snapshot_list() returned. */
+VIMG_API void vimg_snapshot_list_free(struct vimg_snapshot *list, size_t n);
+
+/**
+ * vimg_snapshot_create - take an internal snapshot of the current content
+ * (qemu-img snapshot -c): the next free numeric id, the current time, no VM
+ * state.  Names need not be unique (as in qemu-img).
+ * @img: a read-write handle (VIMG_OPEN_NO_IO is fine: only metadata moves).
+ * @name: the tag.
+ * @errp: error out (may be NULL).
+ * Return: 0, -EBADF (read-only), -ENOTSUP (format), -EFBIG (65536
+ *   snapshots already), -EIO.
+ */
+VIMG_API int vimg_snapshot_create(struct vimg_image *img, const char *name,
+                                  struct vimg_error **errp);
+/**
+ * vimg_snapshot_delete - delete the snapshot matching @id and @name
+ * (either may be NULL, not both; qemu-img snapshot -d matches the name only).
+ * Return: 0, -ENOENT ("snapshot not found"), -EBADF, -ENOTSUP, -EIO.
+ */
+VIMG_API int vimg_snapshot_delete(struct vimg_image *img, const char *id,
+                                  const char *name, struct vimg_error **errp);
+/**
+ * vimg_snapshot_apply - revert the image to a snapshot (qemu-img snapshot
+ * -a): @id_or_name is looked up as an id first, then as a name.  The
+ * virtual size becomes the snapshot's.
+ * Return: 0, -ENOENT, -EBADF, -ENOTSUP, -EINVAL/-EFBIG (broken snapshot
+ *   L1 table), -EIO.
+ */
+VIMG_API int vimg_snapshot_apply(struct vimg_image *img,
+                                 const char *id_or_name,
+                                 struct vimg_error **errp);
+/**
+ * vimg_snapshot_load - make a read-only handle show a snapshot's content
+ * instead of the current one (qemu-img convert -l); nothing is written.
+ * @id, @name: both given must both match; one may be NULL (not both).
+ * Return: 0, -ENOENT ("Can't find snapshot"), -EINVAL (handle writable:
+ *   "Device is not readonly"), -ENOTSUP, -EIO.
+ */
+VIMG_API int vimg_snapshot_load(struct vimg_image *img, const char *id,
+                                const char *name, struct vimg_error **errp);
 
 #ifdef __cplusplus
 }

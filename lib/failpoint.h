@@ -15,10 +15,9 @@
  * When neither variable is set, failpoint_hit() costs one well-predicted
  * branch on a global that never changes after the first call.
  *
- * This header also declares the lib/io.c helpers that were added for the
- * failpoints (file_flush, file_truncate, file_discard, file_preallocate);
- * they belong in lib/internal.h next to full_pwrite once the lead moves
- * them there.
+ * The lib/io.c helpers that hit these points (full_pwrite, file_punch_zero,
+ * file_flush, file_truncate, file_discard, file_preallocate) are declared
+ * in lib/internal.h.
  */
 #ifndef VIMG_FAILPOINT_H
 #define VIMG_FAILPOINT_H
@@ -130,36 +129,5 @@ int failpoint_setup_for_test(const char *spec);
  * Return: 0 or -errno.
  */
 int failpoint_write_counts(const char *path);
-
-/* ---- lib/io.c helpers added with the failpoints (move to internal.h) --- */
-
-/**
- * file_flush - fdatasync(@fd); EINVAL and EROFS (files that cannot be
- * synced, e.g. pipes or read-only mounts) count as success, as in the
- * formats' flush callbacks.  Failpoint kind "flush".
- * Return: 0 or -errno.
- */
-int file_flush(int fd);
-
-/**
- * file_truncate - ftruncate(@fd, @size).  Failpoint kind "truncate".
- * Return: 0, -EFBIG if @size exceeds INT64_MAX, or -errno.
- */
-int file_truncate(int fd, uint64_t size);
-
-/**
- * file_discard - punch a hole over [off, off+len) keeping the size; a
- * filesystem without hole punching is not an error (discard is a hint).
- * Failpoint kind "discard".
- * Return: 0 or -errno.
- */
-int file_discard(int fd, uint64_t off, uint64_t len);
-
-/**
- * file_preallocate - posix_fallocate(@fd, @off, @len).
- * Failpoint kind "alloc".
- * Return: 0 or -errno.
- */
-int file_preallocate(int fd, uint64_t off, uint64_t len);
 
 #endif /* VIMG_FAILPOINT_H */

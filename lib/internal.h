@@ -72,7 +72,37 @@ int parse_size(const char *s, uint64_t *out);
 int full_pread(int fd, void *buf, size_t len, uint64_t off);
 /** full_pread_zero - like full_pread, but bytes past EOF read as zero. */
 int full_pread_zero(int fd, void *buf, size_t len, uint64_t off);
+/**
+ * full_pwrite - write exactly @len bytes at @off (loops over short writes).
+ * Failpoint kind "write".
+ * Return: 0 or -errno.
+ */
 int full_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/**
+ * file_flush - fdatasync(@fd); EINVAL and EROFS (files that cannot be
+ * synced, e.g. pipes or read-only mounts) count as success.
+ * Failpoint kind "flush".
+ * Return: 0 or -errno.
+ */
+int file_flush(int fd);
+/**
+ * file_truncate - ftruncate(@fd, @size).  Failpoint kind "truncate".
+ * Return: 0, -EFBIG if @size exceeds INT64_MAX, or -errno.
+ */
+int file_truncate(int fd, uint64_t size);
+/**
+ * file_discard - punch a hole over [@off, @off+@len) keeping the size; a
+ * filesystem without hole punching is not an error (discard is a hint).
+ * Failpoint kind "discard".
+ * Return: 0, -EINVAL for a range beyond INT64_MAX, or -errno.
+ */
+int file_discard(int fd, uint64_t off, uint64_t len);
+/**
+ * file_preallocate - posix_fallocate(@fd, @off, @len).
+ * Failpoint kind "alloc".
+ * Return: 0, -EFBIG for a range beyond INT64_MAX, or -errno.
+ */
+int file_preallocate(int fd, uint64_t off, uint64_t len);
 /** file_size - st_size, or -errno. */
 int64_t file_size(int fd);
 /** file_allocated - st_blocks*512 (qemu's "actual-size"), or -errno. */
@@ -149,7 +179,53 @@ struct vimg_format_ops {
     int (*measure)(struct vimg_opts *opts, struct vimg_image *src,
                    uint64_t size, uint64_t *required,
                    uint64_t *fully_allocated, struct vimg_error **errp);
+    /**
+     * check - one pass of qemu-img check (see vimg_check()): @res is
+     * zeroed, @fix has been validated against the handle's flags.  Return
+     * 0 when the check ran, <0 (with *errp) when it could not.
+     */
+    int (*check)(struct vimg_image *img, unsigned fix,
+                 struct vimg_check_result *res, vimg_check_report_fn report,
+                 void *opaque, struct vimg_error **errp);
+    /** backing - the open backing image (owned by the format), or NULL. */
+    struct vimg_image *(*backing)(struct vimg_image *img);
+    /**
+     * set_backing - rewrite the backing file name (@name NULL or "": none)
+     * and format (@fmt may be NULL) in the image's metadata.
+     */
+    int (*set_backing)(struct vimg_image *img, const char *name,
+                       const char *fmt, struct vimg_error **errp);
+    /** make_empty - unallocate every cluster of this layer. */
+    int (*make_empty)(struct vimg_image *img, struct vimg_error **errp);
+    /**
+     * pwrite_compressed - write cluster-aligned whole clusters (the last
+     * one may end at the virtual size) compressed.
+     */
+    int (*pwrite_compressed)(struct vimg_image *img, const void *buf,
+                             size_t len, uint64_t off,
+                             struct vimg_error **errp);
+    /* Internal snapshots (NULL: the format has none); see vimg_snapshot_*.
+     * list/load work on read-only and VIMG_OPEN_NO_IO handles; create,
+     * delete and apply get RDWR handles (metadata only, so NO_IO is fine). */
+    int (*snapshot_list)(struct vimg_image *img, struct vimg_snapshot **out,
+                         size_t *n, struct vimg_error **errp);
+    int (*snapshot_create)(struct vimg_image *img, const char *name,
+                           struct vimg_error **errp);
+    int (*snapshot_delete)(struct vimg_image *img, const char *id,
+                           const char *name, struct vimg_error **errp);
+    int (*snapshot_apply)(struct vimg_image *img, const char *id_or_name,
+                          struct vimg_error **errp);
+    int (*snapshot_load)(struct vimg_image *img, const char *id,
+                         const char *name, struct vimg_error **errp);
 };
+
+/**
+ * vimg_format_find - the ops table of the format called @name, from the
+ * registry in lib/format/image.c (every format linked into the library).
+ * @name: format name ("raw", "luks", ...); NULL allowed.
+ * Return: the ops, or NULL for an unknown name.
+ */
+const struct vimg_format_ops *vimg_format_find(const char *name);
 
 extern const struct vimg_format_ops vimg_format_raw;
 extern const struct vimg_format_ops vimg_format_luks;

@@ -48,7 +48,7 @@ dd_same()
 for a in "bs=4k count=10" "bs=1M skip=1" "count=3" "bs=512 skip=5 count=7" \
          "bs=3000 count=2" "bs=1M count=10" "bs=1k bs=2k" "bs=64k skip=47" \
          "bs=1M skip=3" "bs=4097 skip=3 count=100" \
-         "bs=1k count=1k" "bs=0" "count=-1" "bs=abc" \
+         "bs=1k count=1k" "bs=0" "count=-1" "bs=abc" "bs=3G" "count=9E" \
          "foo=1" "-f raw bs=1M" "-O raw count=2"; do
     # shellcheck disable=SC2086
     dd_same $a if=in.raw

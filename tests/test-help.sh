@@ -34,7 +34,7 @@ mentions() {  # mentions FILE WORD...
 
 ctx="--help"
 expect 0 --help
-mentions "$tmp/out" create info convert dd compare
+mentions "$tmp/out" create info convert dd compare io map measure resize
 ctx="-h"; expect 0 -h
 ctx="--version"; expect 0 --version
 mentions "$tmp/out" "vimg version"
@@ -46,6 +46,10 @@ declare -A opts=(
     [convert]="--object --image-opts --target-image-opts --target-is-zero -n -f -O -o -S -c -p -q -m -W -t -T -U"
     [dd]="--object --image-opts -f -O bs= count= skip= if= of= -U"
     [compare]="--object --image-opts -f -F -s -p -q -U"
+    [io]="--object --image-opts -c --cmd -f --format -r --read-only -U"
+    [map]="--object --image-opts -f --start-offset --max-length --output -U"
+    [measure]="--output -O -o --size --object --image-opts -f -l"
+    [resize]="--object --image-opts -f --preallocation -q --shrink"
 )
 for cmd in "${!opts[@]}"; do
     for h in --help -h; do

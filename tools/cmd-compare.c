@@ -119,6 +119,11 @@ run_compare(int argc, char **argv)
         cli_image_open(&spec1, 0, &a) < 0) {
         goto out;
     }
+    /* qemu opens the first image before it looks at the second's -F. */
+    if (image_opts && fmt2) {
+        cli_error("--image-opts and --format are mutually exclusive");
+        goto out;
+    }
     if (cli_image_parse(argv[optind + 1], image_opts, fmt2, &spec2) < 0 ||
         cli_image_open(&spec2, 0, &b) < 0) {
         goto out;

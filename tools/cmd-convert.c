@@ -43,6 +43,69 @@ static const char convert_help[] =
 
 #define COPY_CHUNK (2u << 20)
 
+/*
+ * check_opt_value - check one -o value against the type of its creation
+ * option, as qemu-img convert does while parsing -o (before anything is
+ * created, with no filename prefix): sizes as qemu_strtosz, numbers as
+ * strtoull in any base, booleans on/yes/true/y or off/no/false/n.
+ * Return: 0, or -EINVAL after printing qemu's message (and, for sizes, its
+ * two-line suffix hint).
+ */
+static int
+check_opt_value(const struct vimg_opt_desc *d, const char *v)
+{
+    static const char *const bools[] = {
+        "on", "yes", "true", "y", "off", "no", "false", "n",
+    };
+    uint64_t size;
+    char *end;
+    size_t i;
+    int r;
+
+    switch (d->type) {
+    case VIMG_OPT_BOOL:
+        for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+            if (strcmp(v, bools[i]) == 0) {
+                return 0;
+            }
+        }
+        cli_error("Parameter '%s' expects 'on' or 'off'", d->name);
+        return -EINVAL;
+    case VIMG_OPT_NUMBER:
+        errno = 0;
+        (void)strtoull(v, &end, 0);
+        if (errno == ERANGE) {
+            cli_error("Value '%s' is too large for parameter '%s'", v,
+                      d->name);
+            return -EINVAL;
+        }
+        if (end == v || *end != '\0') {
+            cli_error("Parameter '%s' expects a number", d->name);
+            return -EINVAL;
+        }
+        return 0;
+    case VIMG_OPT_SIZE:
+        r = cli_parse_size_plus(v, &size);
+        if (r == -ERANGE) {
+            cli_error("Value '%s' is out of range for parameter '%s'", v,
+                      d->name);
+            return -EINVAL;
+        }
+        if (r < 0) {
+            cli_error("Parameter '%s' expects a non-negative number below "
+                      "2^64", d->name);
+            fputs("Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                  "giga-, tera-, peta-\nand exabytes, respectively.\n",
+                  stderr);
+            return -EINVAL;
+        }
+        return 0;
+    case VIMG_OPT_STRING:
+    default:
+        return 0;
+    }
+}
+
 static bool
 all_zero(const unsigned char *p, size_t len)
 {
@@ -76,8 +139,11 @@ copy_at(struct vimg_image *src, struct vimg_image *dst, uint64_t base,
 
         r = vimg_image_pread(src, buf, n, off, &err);
         if (r < 0) {
-            cli_error_vimg(err, r, "error while reading at byte %" PRIu64 ": ",
-                           off);
+            /* qemu: the target offset and just the errno text. */
+            vimg_error_free(err);
+            err = NULL;
+            cli_error_vimg(NULL, r, "error while reading at byte %" PRIu64
+                           ": ", base + off);
             break;
         }
         if (params->sparse_size && all_zero(buf, n)) {
@@ -88,8 +154,10 @@ copy_at(struct vimg_image *src, struct vimg_image *dst, uint64_t base,
             r = vimg_image_pwrite(dst, buf, n, base + off, &err);
         }
         if (r < 0) {
-            cli_error_vimg(err, r, "error while writing at byte %" PRIu64 ": ",
-                           base + off);
+            vimg_error_free(err);
+            err = NULL;
+            cli_error_vimg(NULL, r, "error while writing at byte %" PRIu64
+                           ": ", base + off);
             break;
         }
         progress_cb(prog, off + n, size);
@@ -336,9 +404,14 @@ run_convert(int argc, char **argv)
         n = vimg_opts_count(copts);
         for (i = 0; i < n; i++) {
             const char *k = vimg_opts_key(copts, i);
+            const struct vimg_opt_desc *d = cli_find_opt_desc(desc, k);
 
-            if (!cli_find_opt_desc(desc, k)) {
+            if (!d) {
                 cli_error("Invalid parameter '%s'", k);
+                vimg_opts_free(cleaned);
+                goto out;
+            }
+            if (check_opt_value(d, vimg_opts_value(copts, i)) < 0) {
                 vimg_opts_free(cleaned);
                 goto out;
             }

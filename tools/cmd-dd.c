@@ -37,6 +37,32 @@ static const char dd_help[] =
 
 #define DD_CHUNK (1u << 20)
 
+/*
+ * parse_operand - parse the size operand @what=@v as qemu-img dd does: a
+ * syntax error gives the two-line suffix hint, a value outside
+ * [@min, @max] "Invalid WHAT specified. Must be between MIN and MAX.".
+ * Return: 0, or -EINVAL after printing the error.
+ */
+static int
+parse_operand(const char *what, const char *v, uint64_t min, uint64_t max,
+              uint64_t *out)
+{
+    uint64_t val;
+    int r = cli_parse_size_plus(v, &val);
+
+    if (r == -EINVAL) {
+        cli_print_size_error(what);
+        return -EINVAL;
+    }
+    if (r < 0 || val < min || val > max) {
+        cli_error("Invalid %s specified. Must be between %" PRIu64 " and %"
+                  PRIu64 ".", what, min, max);
+        return -EINVAL;
+    }
+    *out = val;
+    return 0;
+}
+
 static int
 run_dd(int argc, char **argv)
 {
@@ -101,20 +127,16 @@ run_dd(int argc, char **argv)
         const char *v = eq ? eq + 1 : "";
 
         if (eq && kl == 2 && strncmp(a, "bs", 2) == 0) {
-            if (cli_parse_size(v, &bs) < 0 || bs == 0 || bs > INT_MAX) {
-                cli_error("Invalid bs specified. Must be between 1 and %d.",
-                          INT_MAX);
+            if (parse_operand("bs", v, 1, INT_MAX, &bs) < 0) {
                 goto out;
             }
         } else if (eq && kl == 5 && strncmp(a, "count", 5) == 0) {
-            if (cli_parse_size(v, &count) < 0 || count > INT64_MAX) {
-                cli_print_size_error("count");
+            if (parse_operand("count", v, 0, INT64_MAX, &count) < 0) {
                 goto out;
             }
             have_count = true;
         } else if (eq && kl == 4 && strncmp(a, "skip", 4) == 0) {
-            if (cli_parse_size(v, &skip) < 0 || skip > INT64_MAX) {
-                cli_print_size_error("skip");
+            if (parse_operand("skip", v, 0, INT64_MAX, &skip) < 0) {
                 goto out;
             }
         } else if (eq && kl == 2 && strncmp(a, "if", 2) == 0) {
@@ -164,8 +186,12 @@ run_dd(int argc, char **argv)
         goto out;
     }
     if (offset > size) {
-        /* qemu-img 7.2 prints this but still exits 0; we report failure. */
+        /*
+         * qemu-img 7.2 prints this, leaves the empty output file and still
+         * exits 0; scripts may rely on that status, so mirror it.
+         */
         cli_error("%s: cannot skip to specified offset", in_name);
+        rc = 0;
         goto out;
     }
 

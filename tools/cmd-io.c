@@ -30,9 +30,6 @@
 #include "options.h"
 #include "output.h"
 
-/* Declared here until options.h lists it with the other commands. */
-extern const struct cli_command cmd_io;
-
 /* qemu's largest single request (2 GiB - 512). */
 #define IO_MAX_REQUEST 2147483136ULL
 #define IO_MAX_ARGS 64
@@ -668,26 +665,6 @@ vm_state_offset(const char *fmt, struct json_object *info, uint64_t size)
     return (size + span - 1) / span * span;
 }
 
-/* Print the "Format specific information:" part of qemu-img's human info. */
-static void
-print_format_specific(struct json_object *info)
-{
-    char *text = NULL, *p;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-
-    if (!f) {
-        return;
-    }
-    print_info_human(f, info, "");
-    fclose(f);
-    p = text ? strstr(text, "Format specific information:\n") : NULL;
-    if (p) {
-        fputs(p, stdout);
-    }
-    free(text);
-}
-
 static int
 do_info(struct io_ctx *ctx, int argc, char **argv)
 {
@@ -711,7 +688,7 @@ do_info(struct io_ctx *ctx, int argc, char **argv)
     printf("vm state offset: %s\n",
            cvtstr((double)vm_state_offset(fmt, info, vimg_image_size(ctx->img)),
                   b, sizeof(b)));
-    print_format_specific(info);
+    print_info_format_specific(stdout, info);
     json_object_put(info);
     return 0;
 }

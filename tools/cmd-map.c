@@ -46,9 +46,6 @@ static const char map_help[] =
     "then fails with\n\"File contains external, encrypted or compressed "
     "clusters.\" (use --output=json).\n";
 
-/* Declared here until options.h lists it with the other commands. */
-extern const struct cli_command cmd_map;
-
 struct map_out {
     bool json;
     bool first;

@@ -24,9 +24,6 @@
 #include "options.h"
 #include "output.h"
 
-/* Declared here until options.h lists it with the other commands. */
-extern const struct cli_command cmd_measure;
-
 static const char measure_help[] =
     "Print the file size a new image of format OUTPUT_FMT needs, for a "
     "disk of\nsize N or for the content of FILENAME.\n"

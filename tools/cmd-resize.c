@@ -29,9 +29,6 @@
 
 #include "options.h"
 
-/* Declared here until options.h lists it with the other commands. */
-extern const struct cli_command cmd_resize;
-
 /* qemu's largest image length: INT64_MAX aligned down to 1 GiB. */
 #define RESIZE_MAX_LENGTH ((uint64_t)INT64_MAX - (((uint64_t)1 << 30) - 1))
 #define RESIZE_ZERO_CHUNK (1024 * 1024)
@@ -284,9 +281,21 @@ run_resize(int argc, char **argv)
         cli_error_vimg(err, r, NULL);
         goto out;
     }
-    if (prealloc != PREALLOC_OFF && vimg_image_size(img) > cur &&
-        write_zeroes(img, cur, vimg_image_size(img)) < 0) {
-        goto out;
+    if (prealloc != PREALLOC_OFF) {
+        /*
+         * Up to the size asked for (in whole requests of the image): a raw
+         * file ends exactly there, as with qemu, even though its disk size
+         * counts whole sectors.
+         */
+        uint64_t a = vimg_image_alignment(img);
+        uint64_t end = (new_size + a - 1) / a * a;  /* <= INT64_MAX */
+
+        if (end > vimg_image_size(img)) {
+            end = vimg_image_size(img);
+        }
+        if (end > cur && write_zeroes(img, cur, end) < 0) {
+            goto out;
+        }
     }
     r = vimg_image_close(img, &err);
     img = NULL;

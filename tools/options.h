@@ -9,6 +9,7 @@
 #ifndef VIMG_TOOLS_OPTIONS_H
 #define VIMG_TOOLS_OPTIONS_H
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +50,11 @@ extern const struct cli_command cmd_info;
 extern const struct cli_command cmd_convert;
 extern const struct cli_command cmd_dd;
 extern const struct cli_command cmd_compare;
+extern const struct cli_command cmd_check;
+extern const struct cli_command cmd_io;
+extern const struct cli_command cmd_map;
+extern const struct cli_command cmd_measure;
+extern const struct cli_command cmd_resize;
 
 /**
  * cli_error - print "vimg: <message>" and a newline to stderr.
@@ -90,6 +96,27 @@ void cli_print_command_help(const struct cli_command *cmd);
  * Return: 0, -EINVAL (syntax) or -ERANGE (does not fit in 64 bits).
  */
 int cli_parse_size(const char *str, uint64_t *out);
+
+/**
+ * cli_parse_size_plus - cli_parse_size() that also takes one leading '+'
+ * (after blanks, before a digit) as qemu_strtosz() does: "+5", " +1.5k".
+ * @str: the text.
+ * @out: receives the value in bytes.
+ * Return: as cli_parse_size().
+ */
+static inline int
+cli_parse_size_plus(const char *str, uint64_t *out)
+{
+    const char *p = str;
+
+    while (isspace((unsigned char)*p)) {
+        p++;
+    }
+    if (*p == '+' && isdigit((unsigned char)p[1])) {
+        str = p + 1;
+    }
+    return cli_parse_size(str, out);
+}
 
 /** cli_print_size_error - print qemu's two-line "Invalid WHAT specified" hint.
  */

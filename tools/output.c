@@ -459,7 +459,7 @@ get(struct json_object *obj, const char *key)
 void
 print_info_human(FILE *f, struct json_object *info, const char *name)
 {
-    struct json_object *v, *spec;
+    struct json_object *v;
     char sz[32];
     uint64_t vsize = 0;
 
@@ -509,7 +509,14 @@ print_info_human(FILE *f, struct json_object *info, const char *name)
     if (v) {
         fprintf(f, "backing file format: %s\n", json_object_get_string(v));
     }
-    spec = get(get(info, "format-specific"), "data");
+    print_info_format_specific(f, info);
+}
+
+void
+print_info_format_specific(FILE *f, struct json_object *info)
+{
+    struct json_object *spec = get(get(info, "format-specific"), "data");
+
     if (spec && json_object_is_type(spec, json_type_object) &&
         json_object_object_length(spec) > 0) {
         fprintf(f, "Format specific information:\n");

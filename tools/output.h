@@ -59,4 +59,14 @@ char *size_to_str(char *buf, size_t len, uint64_t val);
  */
 void print_info_human(FILE *f, struct json_object *info, const char *name);
 
+/**
+ * print_info_format_specific - print the "Format specific information:"
+ * block of qemu-img's human info (the last part of print_info_human());
+ * nothing when the image has no format-specific data.  qemu-io's "info"
+ * prints the same block.
+ * @f: stream.
+ * @info: the object from vimg_image_info().
+ */
+void print_info_format_specific(FILE *f, struct json_object *info);
+
 #endif /* VIMG_TOOLS_OUTPUT_H */

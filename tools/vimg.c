@@ -16,15 +16,9 @@
 #include "config.h"
 #include "options.h"
 
-/* Commands not (yet) declared in options.h. */
-extern const struct cli_command cmd_io;
-extern const struct cli_command cmd_map;
-extern const struct cli_command cmd_measure;
-extern const struct cli_command cmd_resize;
-
 static const struct cli_command *const commands[] = {
-    &cmd_compare, &cmd_convert, &cmd_create, &cmd_dd, &cmd_info, &cmd_io,
-    &cmd_map, &cmd_measure, &cmd_resize,
+    &cmd_check, &cmd_compare, &cmd_convert, &cmd_create, &cmd_dd,
+    &cmd_info, &cmd_io, &cmd_map, &cmd_measure, &cmd_resize,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -612,7 +612,7 @@ int
 luks1_payload_bytes(const struct luks1_create_params *p, uint64_t *out,
                     struct vimg_error **errp)
 {
-    size_t kb;
+    size_t kb = 0;      /* set by check_params(); -O3 cannot tell */
     int r;
 
     r = check_params(p, &kb, errp);
@@ -759,7 +759,7 @@ luks1_create(const struct luks1_io *io, const struct luks1_create_params *p,
     struct luks1_disk_header *h;
     uint32_t slot_iters, mk_iters;
     uint64_t area;
-    size_t kb, i;
+    size_t kb = 0, i;   /* kb: set by check_params() */
     char mode[LUKS1_NAME_LEN];
     uint8_t *mk = NULL;
     int r;

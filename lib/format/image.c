@@ -56,6 +56,12 @@ find_format(const char *name)
     return NULL;
 }
 
+const struct vimg_format_ops *
+vimg_format_find(const char *name)
+{
+    return find_format(name);
+}
+
 bool
 vimg_format_known(const char *format)
 {
@@ -272,6 +278,12 @@ check_create_opts(const struct vimg_format_ops *ops,
             if (strcmp(d->name, key) == 0) {
                 found = true;
                 break;
+            }
+        }
+        /* qemu-img create -u: only for formats that have backing files. */
+        if (!found && strcmp(key, VIMG_CREATE_OPT_BACKING_UNSAFE) == 0) {
+            for (d = ops->create_opts; d && d->name; d++) {
+                found |= strcmp(d->name, "backing_file") == 0;
             }
         }
         if (!found) {
@@ -771,4 +783,75 @@ vimg_image_info(struct vimg_image *img, struct json_object **out,
     }
     *out = info;
     return 0;
+}
+
+/* ---- backing files, commit, rebase, compression ------------------------ */
+
+struct vimg_image *
+vimg_image_backing(struct vimg_image *img)
+{
+    if (!img || !img->ops->backing) {
+        return NULL;
+    }
+    return img->ops->backing(img);
+}
+
+int
+vimg_image_set_backing(struct vimg_image *img, const char *name,
+                       const char *fmt, struct vimg_error **errp)
+{
+    int r;
+
+    if (!img) {
+        return vimg_error_set(errp, -EINVAL, "No image given");
+    }
+    if (!(img->flags & VIMG_OPEN_RDWR)) {
+        return vimg_error_set(errp, -EBADF, "Block node is read-only");
+    }
+    if (!img->ops->set_backing) {
+        return vimg_error_set(errp, -ENOTSUP, "Operation not supported");
+    }
+    r = img->ops->set_backing(img, name, fmt, errp);
+    return r < 0 ? ensure_error(errp, r, "Changing the backing file") : 0;
+}
+
+int
+vimg_image_make_empty(struct vimg_image *img, struct vimg_error **errp)
+{
+    int r;
+
+    if (!img) {
+        return vimg_error_set(errp, -EINVAL, "No image given");
+    }
+    if (!(img->flags & VIMG_OPEN_RDWR)) {
+        return vimg_error_set(errp, -EBADF, "Block node is read-only");
+    }
+    if (!img->ops->make_empty) {
+        return vimg_error_set(errp, -ENOTSUP, "Operation not supported");
+    }
+    r = img->ops->make_empty(img, errp);
+    return r < 0 ? ensure_error(errp, r, "Emptying the image") : 0;
+}
+
+int
+vimg_image_pwrite_compressed(struct vimg_image *img, const void *buf,
+                             size_t len, uint64_t offset,
+                             struct vimg_error **errp)
+{
+    int r;
+
+    r = check_data_io(img, true, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = check_range(img, offset, len, errp);
+    if (r < 0 || len == 0) {
+        return r;
+    }
+    if (!img->ops->pwrite_compressed) {
+        return vimg_error_set(errp, -ENOTSUP, "Compression is not supported "
+                              "for file format '%s'", img->ops->name);
+    }
+    r = img->ops->pwrite_compressed(img, buf, len, offset, errp);
+    return r < 0 ? ensure_error(errp, r, "Writing compressed data") : 0;
 }

@@ -289,9 +289,11 @@ luks_discard(struct vimg_image *img, uint64_t off, uint64_t len,
 static int
 luks_flush(struct vimg_image *img, struct vimg_error **errp)
 {
-    if (fdatasync(img->fd) < 0 && errno != EINVAL && errno != EROFS) {
-        return vimg_error_set(errp, -errno, "Could not flush '%s': %s",
-                              img->filename, strerror(errno));
+    int r = file_flush(img->fd);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not flush '%s': %s",
+                              img->filename, strerror(-r));
     }
     return 0;
 }
@@ -302,13 +304,15 @@ luks_truncate(struct vimg_image *img, uint64_t size, bool shrink,
 {
     struct luks_state *s = img->priv;
     uint64_t total;
+    int r;
 
     if (ADD_OVERFLOW(s->payload, size, &total) || total > INT64_MAX) {
         return vimg_error_set(errp, -EFBIG, "Image size too large");
     }
-    if (ftruncate(img->fd, (off_t)total) < 0) {
-        return vimg_error_set(errp, -errno, "Failed to resize the file: %s",
-                              strerror(errno));
+    r = file_truncate(img->fd, total);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not resize file: %s",
+                              strerror(-r));
     }
     img->size = size;
     return 0;
@@ -378,6 +382,32 @@ take_alg(struct vimg_opts *opts, const char *key, int (*parse)(const char *),
     return 0;
 }
 
+/*
+ * Take "cipher-alg".  "des" and "3des" are names qemu's option parser knows
+ * but LUKS cannot use; qemu refuses them only when it sets up the cipher
+ * (after the key-secret checks) with "Algorithm 'des' not supported", so
+ * they are reported through *@unsupported for the caller to fail later.
+ */
+static int
+take_cipher_alg(struct vimg_opts *opts, int *out, const char **unsupported,
+                struct vimg_error **errp)
+{
+    static const char *const known_unusable[] = { "des", "3des" };
+    const char *v = vimg_opts_get(opts, "cipher-alg");
+    size_t i;
+
+    *unsupported = NULL;
+    for (i = 0; v && i < ARRAY_SIZE(known_unusable); i++) {
+        if (strcmp(v, known_unusable[i]) == 0) {
+            vimg_opts_take(opts, "cipher-alg");
+            *unsupported = known_unusable[i];
+            return 0;
+        }
+    }
+    return take_alg(opts, "cipher-alg", crypto_cipher_alg_parse, out, NULL,
+                    errp);
+}
+
 static int
 luks_create(int fd, const char *filename, uint64_t size,
             struct vimg_opts *opts, struct vimg_secrets *secrets,
@@ -390,7 +420,7 @@ luks_create(int fd, const char *filename, uint64_t size,
         .write = luks_io_write,
     };
     struct luks1 *l = NULL;
-    const char *key_id, *prealloc;
+    const char *key_id, *prealloc, *bad_alg;
     uint64_t payload, total, count = 0;
     int64_t iter_time;
     bool count_given = false;
@@ -403,7 +433,7 @@ luks_create(int fd, const char *filename, uint64_t size,
     /* Options first, in qemu's order, then the key. */
     key_id = vimg_opts_take(opts, "key-secret");
     v = (int)p.cipher;
-    r = take_alg(opts, "cipher-alg", crypto_cipher_alg_parse, &v, NULL, errp);
+    r = take_cipher_alg(opts, &v, &bad_alg, errp);
     if (r < 0) {
         return r;
     }
@@ -475,16 +505,22 @@ luks_create(int fd, const char *filename, uint64_t size,
         return vimg_error_set(errp, -EINVAL,
                               "Parameter 'key-secret' is required for cipher");
     }
-    r = luks1_payload_bytes(&p, &payload, errp);
-    if (r < 0) {
-        return r;
-    }
-    if (ADD_OVERFLOW(payload, size, &total) || total > INT64_MAX) {
-        return vimg_error_set(errp, -EFBIG, "Image size too large");
-    }
     r = get_password(secrets, key_id, &pw, &pwlen, errp);
     if (r < 0) {
         return r;
+    }
+    if (bad_alg) {
+        r = vimg_error_set(errp, -ENOTSUP, "Algorithm '%s' not supported",
+                           bad_alg);
+        goto out;
+    }
+    r = luks1_payload_bytes(&p, &payload, errp);
+    if (r < 0) {
+        goto out;
+    }
+    if (ADD_OVERFLOW(payload, size, &total) || total > INT64_MAX) {
+        r = vimg_error_set(errp, -EFBIG, "Image size too large");
+        goto out;
     }
 
     /* The file: header area + sparse payload (or preallocated). */
@@ -520,12 +556,13 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
              struct vimg_error **errp)
 {
     struct luks1_create_params p;
+    const char *bad_alg;
     uint64_t payload, total;
     int v, r;
 
     luks1_create_params_default(&p);
     v = (int)p.cipher;
-    r = take_alg(opts, "cipher-alg", crypto_cipher_alg_parse, &v, NULL, errp);
+    r = take_cipher_alg(opts, &v, &bad_alg, errp);
     if (r < 0) {
         return r;
     }
@@ -555,6 +592,10 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
         return r;
     }
     p.hash = (enum crypto_hash_alg)v;
+    if (bad_alg) {
+        return vimg_error_set(errp, -ENOTSUP, "Algorithm '%s' not supported",
+                              bad_alg);
+    }
 
     r = luks1_payload_bytes(&p, &payload, errp);
     if (r < 0) {

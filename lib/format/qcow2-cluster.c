@@ -509,6 +509,29 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
         }
         switch (k) {
         case K_UNALLOC:
+            if (!s->backing) {
+                memset(p, 0, n);
+                break;
+            }
+            /* The backing image, for the whole unallocated run. */
+            while (n < len) {
+                enum kind k2;
+                uint64_t h2, n2;
+
+                r = lookup(img, off + n, len - n, &k2, &h2, &n2, errp);
+                if (r < 0) {
+                    return r;
+                }
+                if (k2 != K_UNALLOC) {
+                    break;
+                }
+                n += n2;
+            }
+            r = qcow2_read_backing(img, p, n, off, errp);
+            if (r < 0) {
+                return r;
+            }
+            break;
         case K_ZERO:
             memset(p, 0, n);
             break;
@@ -570,9 +593,7 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
         if (r < 0) {
             return r;
         }
-        same = (k2 == k) ||
-               ((k == K_ZERO || k == K_UNALLOC) &&
-                (k2 == K_ZERO || k2 == K_UNALLOC));
+        same = (k2 == k);
         if (!same || (k == K_NORMAL && h2 != h + n)) {
             break;
         }
@@ -582,6 +603,26 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
     *host = 0;
     switch (k) {
     case K_UNALLOC:
+        /* Zero too when the backing image reads as zeroes there. */
+        *status = VIMG_BLOCK_UNALLOCATED | VIMG_BLOCK_ZERO;
+        if (s->backing) {
+            uint64_t bsize = vimg_image_size(s->backing), bn;
+            unsigned bst;
+
+            if (off < bsize) {
+                r = vimg_image_block_status(s->backing, off,
+                                            MIN(n, bsize - off), &bn, &bst,
+                                            NULL, errp);
+                if (r < 0) {
+                    return r;
+                }
+                *pnum = bn;
+                if (!(bst & VIMG_BLOCK_ZERO)) {
+                    *status = VIMG_BLOCK_UNALLOCATED;
+                }
+            }
+        }
+        break;
     case K_ZERO:
         *status = VIMG_BLOCK_ZERO;
         break;
@@ -643,6 +684,31 @@ write_unit(struct vimg_image *img, uint64_t host, size_t size,
                               PRIx64 ": %s", host, strerror(-r));
     }
     return 0;
+}
+
+/*
+ * Backing data of guest range [@off, @off + @len) (inside one cluster) in
+ * s->cow, for copy-on-write; *@base = NULL when there is no backing image
+ * (the unwritten rest is then zeroes).
+ */
+static int
+cow_from_backing(struct vimg_image *img, uint64_t off, size_t len,
+                 const uint8_t **base, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+
+    *base = NULL;
+    if (!s->backing) {
+        return 0;
+    }
+    if (!s->cow) {
+        s->cow = malloc(s->cluster_size);
+        if (!s->cow) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    *base = s->cow;
+    return qcow2_read_backing(img, s->cow, len, off, errp);
 }
 
 /* Write [@off, @off + @n) inside one cluster; @src NULL writes zeroes. */
@@ -722,12 +788,21 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
             size_t a = MAX(in, (size_t)sc * scs);
             size_t b = MIN(in + n, (size_t)(sc + 1) * scs);
             const uint8_t *piece = src ? src + (a - in) : NULL;
+            const uint8_t *base = NULL;
 
             if (!fresh && (bm & (1ULL << sc))) {
                 r = write_unit(img, host + a, b - a, NULL, 0, piece, b - a,
                                errp);
             } else {
-                r = write_unit(img, host + (uint64_t)sc * scs, scs, NULL,
+                if (!(bm & (1ULL << (32 + sc))) && b - a < scs) {
+                    /* Unallocated subcluster: the rest from the backing. */
+                    r = cow_from_backing(img, off - in + (uint64_t)sc * scs,
+                                         scs, &base, errp);
+                    if (r < 0) {
+                        return r;
+                    }
+                }
+                r = write_unit(img, host + (uint64_t)sc * scs, scs, base,
                                a - (size_t)sc * scs, piece, b - a, errp);
             }
             if (r < 0) {
@@ -744,8 +819,20 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
         /* Data in place. */
         return write_unit(img, host + in, n, NULL, 0, src, n, errp);
     }
-    /* New cluster, or an allocated zero cluster: zeroes around the data. */
-    r = write_unit(img, host, s->cluster_size, NULL, in, src, n, errp);
+    /* New cluster: backing data (or zeroes) around the data; a zero
+     * cluster: zeroes. */
+    {
+        const uint8_t *base = NULL;
+
+        if (n < s->cluster_size &&
+            !((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3)) {
+            r = cow_from_backing(img, off - in, s->cluster_size, &base, errp);
+            if (r < 0) {
+                return r;
+            }
+        }
+        r = write_unit(img, host, s->cluster_size, base, in, src, n, errp);
+    }
     if (r < 0) {
         return r;
     }
@@ -788,9 +875,10 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
     struct qcow2_table *t;
     int r;
 
-    r = get_l2(img, off, false, &t, errp);
+    /* Without a backing image a missing L2 table reads as zeroes. */
+    r = get_l2(img, off, s->backing != NULL, &t, errp);
     if (r < 0 || !t) {
-        return r;               /* no L2 table: reads as zeroes already */
+        return r;
     }
     l2_get(s, t, idx, &desc, &bm);
 
@@ -820,8 +908,9 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
             size_t a = MAX(in, (size_t)sc * scs);
             size_t b = MIN(in + n, (size_t)(sc + 1) * scs);
 
-            if (!(bm & (1ULL << sc))) {
-                continue;       /* unallocated or zero: reads zero */
+            if ((bm & (1ULL << (32 + sc))) ||
+                (!(bm & (1ULL << sc)) && !s->backing)) {
+                continue;       /* reads zero already */
             }
             if (b - a == scs) {
                 bm &= ~(1ULL << sc);
@@ -847,7 +936,14 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
         return 0;
     }
     if ((desc & QCOW2_OFFSET_MASK) == 0) {
-        return 0;
+        if (!s->backing) {
+            return 0;
+        }
+        if (n == s->cluster_size && s->hdr.version >= 3) {
+            l2_put(s, t, idx, QCOW2_OFLAG_ZERO, 0);
+            return 0;
+        }
+        return write_cluster(img, off, NULL, n, errp);
     }
     if (n == s->cluster_size && s->hdr.version >= 3) {
         /* Keep the allocation, set the zero flag. */
@@ -1003,4 +1099,251 @@ qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp)
         }
     }
     return 0;
+}
+
+/* ---- make empty (commit) ------------------------------------------------- */
+
+/* Queue host range [@start, @start + @len) to be released after the next
+ * L2 write-out (merged with the previous range when adjacent). */
+static int
+pending_push(struct qcow2_state *s, uint64_t start, uint64_t len,
+             struct vimg_error **errp)
+{
+    if (s->pending_n >= 2 &&
+        s->pending_free[s->pending_n - 2] + s->pending_free[s->pending_n - 1]
+            == start &&
+        qcow2_offset_into_cluster(s, start) == 0) {
+        s->pending_free[s->pending_n - 1] += len;
+        return 0;
+    }
+    if (s->pending_n + 2 > s->pending_cap) {
+        size_t cap = s->pending_cap ? s->pending_cap * 2 : 64;
+        uint64_t *p = realloc(s->pending_free, cap * sizeof(uint64_t));
+
+        if (!p) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        s->pending_free = p;
+        s->pending_cap = cap;
+    }
+    s->pending_free[s->pending_n++] = start;
+    s->pending_free[s->pending_n++] = len;
+    return 0;
+}
+
+/* Release the storage an L2 entry points to (after the next flush). */
+static int
+release_entry(struct qcow2_state *s, uint64_t desc, struct vimg_error **errp)
+{
+    uint64_t host = desc & QCOW2_OFFSET_MASK;
+
+    if (desc & QCOW2_OFLAG_COMPRESSED) {
+        return add_pending_free(s, desc, errp);
+    }
+    if (host == 0) {
+        return 0;
+    }
+    if (!(desc & QCOW2_OFLAG_COPIED)) {
+        return vimg_error_set(errp, -ENOTSUP,
+                              "Writing to a shared cluster (internal "
+                              "snapshots) is not supported yet");
+    }
+    return pending_push(s, host, s->cluster_size, errp);
+}
+
+int
+qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t entries = 1ULL << s->l2_bits, j;
+    uint32_t i;
+    int r;
+
+    for (i = 0; i < s->l1_size; i++) {
+        uint64_t l2off = s->l1[i] & QCOW2_OFFSET_MASK;
+        struct qcow2_table *t;
+
+        if (l2off == 0) {
+            continue;
+        }
+        if (!(s->l1[i] & QCOW2_OFLAG_COPIED) ||
+            qcow2_offset_into_cluster(s, l2off)) {
+            return vimg_error_set(errp, -ENOTSUP,
+                                  "Writing to a shared L2 table (internal "
+                                  "snapshots) is not supported yet");
+        }
+        r = qcow2_cache_get(img, true, l2off, true, &t, errp);
+        if (r < 0) {
+            return r;
+        }
+        for (j = 0; j < entries; j++) {
+            uint64_t desc, bm;
+
+            l2_get(s, t, j, &desc, &bm);
+            if (desc == 0 && bm == 0) {
+                continue;
+            }
+            r = release_entry(s, desc, errp);
+            if (r < 0) {
+                return r;
+            }
+            l2_put(s, t, j, 0, 0);
+        }
+    }
+    return qcow2_metadata_flush(img, errp);
+}
+
+/* ---- compressed writes --------------------------------------------------- */
+
+/* Raw deflate, window 12 (qemu's); -ENOSPC when it does not fit @cap. */
+static ssize_t
+deflate_zlib(const uint8_t *in, size_t inlen, uint8_t *out, size_t cap)
+{
+    z_stream z;
+    ssize_t n;
+    int r;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -ENOMEM;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)inlen;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    r = deflate(&z, Z_FINISH);
+    n = (ssize_t)(cap - z.avail_out);
+    deflateEnd(&z);
+    return r == Z_STREAM_END ? n : -ENOSPC;
+}
+
+static ssize_t
+deflate_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t cap)
+{
+    size_t n = ZSTD_compress(out, cap, in, inlen, ZSTD_CLEVEL_DEFAULT);
+
+    if (ZSTD_isError(n)) {
+        return -ENOSPC;
+    }
+    return (ssize_t)n;
+}
+
+/* @size bytes (< one cluster) of file space for compressed data. */
+static int
+alloc_bytes(struct vimg_image *img, size_t size, uint64_t *out,
+            struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t next = s->cbyte_next, in = qcow2_offset_into_cluster(s, next);
+    int r;
+
+    if (next != 0 && in != 0 && in + size <= s->cluster_size) {
+        uint64_t rc;
+
+        r = qcow2_get_refcount(img, next >> s->cluster_bits, &rc, errp);
+        if (r < 0) {
+            return r;
+        }
+        if (rc > 0 && rc < s->refcount_max) {
+            r = qcow2_update_refcount(img, next - in, 1, 1, errp);
+            if (r < 0) {
+                return r;
+            }
+            *out = next;
+            s->cbyte_next = next + size;
+            goto done;
+        }
+    }
+    r = qcow2_alloc_clusters(img, 1, out, errp);
+    if (r < 0) {
+        return r;
+    }
+    s->cbyte_next = *out + size;
+done:
+    if (qcow2_offset_into_cluster(s, s->cbyte_next) == 0) {
+        s->cbyte_next = 0;
+    }
+    return 0;
+}
+
+int
+qcow2_pwrite_compressed(struct vimg_image *img, const void *buf, size_t len,
+                        uint64_t off, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const uint8_t *p = buf;
+    size_t cs = s->cluster_size;
+    uint8_t *pad = NULL, *out = NULL;
+    int r = 0;
+
+    if (img->encrypted) {
+        return vimg_error_set(errp, -ENOTSUP, "Compression and encryption "
+                              "not supported at the same time");
+    }
+    if (qcow2_offset_into_cluster(s, off) ||
+        (len % cs && off + len != img->size)) {
+        return vimg_error_set(errp, -EINVAL, "Compressed writes must cover "
+                              "whole clusters");
+    }
+    pad = malloc(cs);
+    out = malloc(cs);
+    if (!pad || !out) {
+        free(pad);
+        free(out);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    while (len > 0 && r == 0) {
+        size_t n = MIN(len, cs);
+        const uint8_t *in = p;
+        uint64_t idx = qcow2_l2_index(s, off), desc, bm, coff, nsec;
+        struct qcow2_table *t;
+        unsigned x = 62 - (s->cluster_bits - 8);
+        ssize_t clen;
+
+        if (n < cs) {
+            memcpy(pad, p, n);
+            memset(pad + n, 0, cs - n);
+            in = pad;
+        }
+        clen = s->hdr.compression_type == QCOW2_COMPRESS_ZSTD
+            ? deflate_zstd(in, cs, out, cs - 1)
+            : deflate_zlib(in, cs, out, cs - 1);
+        if (clen < 0) {
+            /* Does not shrink: an ordinary cluster. */
+            r = write_cluster(img, off, p, n, errp);
+            goto next;
+        }
+        r = get_l2(img, off, true, &t, errp);
+        if (r < 0) {
+            break;
+        }
+        l2_get(s, t, idx, &desc, &bm);
+        r = release_entry(s, desc, errp);
+        if (r == 0) {
+            r = alloc_bytes(img, (size_t)clen, &coff, errp);
+        }
+        if (r == 0) {
+            r = full_pwrite(img->fd, out, (size_t)clen, coff);
+            if (r < 0) {
+                r = vimg_error_set(errp, r, "Write failed at host offset %#"
+                                   PRIx64 ": %s", coff, strerror(-r));
+            }
+        }
+        if (r == 0) {
+            r = get_l2(img, off, true, &t, errp);
+        }
+        if (r < 0) {
+            break;
+        }
+        nsec = ((coff + (uint64_t)clen - 1) >> 9) - (coff >> 9);
+        l2_put(s, t, idx, QCOW2_OFLAG_COMPRESSED | (nsec << x) | coff, 0);
+next:
+        p += n;
+        off += n;
+        len -= n;
+    }
+    free(pad);
+    free(out);
+    return r;
 }

@@ -197,6 +197,11 @@ qcow2_update_refcount(struct vimg_image *img, uint64_t off, uint64_t len,
                                   ci, delta < 0 ? "underflow" : "overflow");
         }
         v = delta < 0 ? v - 1 : v + 1;
+        if (delta < 0) {
+            /* A cluster may become free: never append compressed data to
+             * a partly used cluster that was not just allocated. */
+            s->cbyte_next = 0;
+        }
         rb_set(s, t->data, ci % s->rb_entries, v);
         t->dirty = true;
         if (v == 0 && ci < s->free_hint) {

@@ -155,6 +155,11 @@ parse_extensions(struct qcow2_state *s, const uint8_t *buf, size_t len,
                                       "ERROR: ext_backing_format: len=%u too "
                                       "large (>=16)", elen);
             }
+            free(s->backing_fmt);
+            s->backing_fmt = strndup((const char *)data, elen);
+            if (!s->backing_fmt) {
+                return vimg_error_set(errp, -ENOMEM, "Out of memory");
+            }
             break;
         case QCOW2_EXT_FEATURES:
             *ftable = data;
@@ -396,6 +401,14 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
     } else {
         off = QCOW2_V2_HEADER_LEN;
     }
+    if (s->backing_name && s->backing_fmt) {
+        size_t flen = strlen(s->backing_fmt);
+
+        st_be32(buf + off, QCOW2_EXT_BACKING_FMT);
+        st_be32(buf + off + 4, (uint32_t)flen);
+        memcpy(buf + off + 8, s->backing_fmt, flen);
+        off += 8 + ROUND_UP(flen, 8);
+    }
     if (s->has_crypto_ext) {
         st_be32(buf + off, QCOW2_EXT_CRYPTO);
         st_be32(buf + off + 4, 16);
@@ -425,7 +438,18 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
     if (off + 8 > s->cluster_size) {
         return vimg_error_set(errp, -EINVAL, "Header extensions too large");
     }
-    /* End marker: already zero. */
+    /* End marker: already zero.  The backing file name follows it. */
+    off += 8;
+    if (s->backing_name) {
+        size_t nlen = strlen(s->backing_name);
+
+        if (nlen > QCOW2_MAX_BACKING_NAME || off + nlen > s->cluster_size) {
+            return vimg_error_set(errp, -EINVAL, "Backing file name too long");
+        }
+        memcpy(buf + off, s->backing_name, nlen);
+        st_be64(buf + 8, off);
+        st_be32(buf + 16, (uint32_t)nlen);
+    }
     return 0;
 }
 
@@ -454,6 +478,123 @@ qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp)
     return r;
 }
 
+/*
+ * Rewrite cluster 0 of an existing image for a new backing file: the
+ * header fields are kept, the backing format extension comes first (as
+ * qemu writes it), every other extension follows verbatim in its old
+ * order, then the end marker and the name.
+ */
+int
+qcow2_set_backing(struct vimg_image *img, const char *name, const char *fmt,
+                  struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const struct qcow2_header *h = &s->hdr;
+    uint64_t hl = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;
+    uint64_t end = h->backing_file_offset ? h->backing_file_offset
+                                          : s->cluster_size;
+    size_t cs = s->cluster_size, nlen, flen, off, in;
+    uint8_t *old = NULL, *buf = NULL;
+    char *nname = NULL, *nfmt = NULL;
+    int r;
+
+    if (name && !*name) {
+        name = NULL;
+    }
+    if (!name) {
+        fmt = NULL;
+    }
+    nlen = name ? strlen(name) : 0;
+    flen = fmt ? strlen(fmt) : 0;
+    if (nlen > QCOW2_MAX_BACKING_NAME) {
+        return vimg_error_set(errp, -EINVAL, "Backing file name too long");
+    }
+    if (flen >= 16) {
+        return vimg_error_set(errp, -EINVAL, "Backing format name too long");
+    }
+    old = malloc(cs);
+    buf = calloc(1, cs);
+    nname = name ? strdup(name) : NULL;
+    nfmt = fmt ? strdup(fmt) : NULL;
+    if (!old || !buf || (name && !nname) || (fmt && !nfmt)) {
+        r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+        goto out;
+    }
+    r = full_pread_zero(img->fd, old, cs, 0);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
+                           strerror(-r));
+        goto out;
+    }
+    memcpy(buf, old, hl);
+    off = hl;
+    if (fmt) {
+        st_be32(buf + off, QCOW2_EXT_BACKING_FMT);
+        st_be32(buf + off + 4, (uint32_t)flen);
+        memcpy(buf + off + 8, fmt, flen);
+        off += 8 + ROUND_UP(flen, 8);
+    }
+    in = hl;
+    end = MIN(end, (uint64_t)cs);
+    while (in + 8 <= end) {
+        uint32_t type = ld_be32(old + in);
+        uint32_t elen = ld_be32(old + in + 4);
+        size_t step = 8 + ROUND_UP((size_t)elen, 8);
+
+        if (type == QCOW2_EXT_END || elen > end - in - 8) {
+            break;
+        }
+        if (type != QCOW2_EXT_BACKING_FMT) {
+            if (off + step > cs) {
+                r = vimg_error_set(errp, -EINVAL, "Header extensions too "
+                                   "large");
+                goto out;
+            }
+            memcpy(buf + off, old + in, 8 + elen);
+            off += step;
+        }
+        in += step;
+    }
+    off += 8;                   /* end marker (zero) */
+    if (off + nlen > cs) {
+        r = vimg_error_set(errp, -EINVAL, "Backing file name too long");
+        goto out;
+    }
+    st_be64(buf + 8, name ? off : 0);
+    st_be32(buf + 16, (uint32_t)nlen);
+    if (name) {
+        memcpy(buf + off, name, nlen);
+    }
+    r = qcow2_metadata_flush(img, errp);
+    if (r < 0) {
+        goto out;
+    }
+    r = full_pwrite(img->fd, buf, cs, 0);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not write the qcow2 header: %s",
+                           strerror(-r));
+        goto out;
+    }
+    r = qcow2_sync(img, errp);
+    if (r < 0) {
+        goto out;
+    }
+    free(s->backing_name);
+    free(s->backing_fmt);
+    s->backing_name = nname;
+    s->backing_fmt = nfmt;
+    nname = nfmt = NULL;
+    s->hdr.backing_file_offset = name ? off : 0;
+    s->hdr.backing_file_size = (uint32_t)nlen;
+
+out:
+    free(old);
+    free(buf);
+    free(nname);
+    free(nfmt);
+    return r;
+}
+
 /* ---- probe / open / close -------------------------------------------------- */
 
 static int
@@ -475,6 +616,11 @@ qcow2_close(struct vimg_image *img)
         return;
     }
     qcow2_crypt_close(s);
+    vimg_image_close(s->backing, NULL);
+    s->backing = NULL;
+    free(s->backing_name);
+    free(s->backing_fmt);
+    free(s->cow);
     qcow2_cluster_free(s);
     qcow2_refcount_free(s);
     free(s->l1);
@@ -514,6 +660,166 @@ load_l1(struct vimg_image *img, struct vimg_error **errp)
     }
     free(buf);
     return 0;
+}
+
+/* The backing file name stored at backing_file_offset (validated). */
+static int
+read_backing_name(struct qcow2_state *s, const uint8_t *buf, size_t len,
+                  struct vimg_error **errp)
+{
+    uint64_t off = s->hdr.backing_file_offset;
+    uint32_t n = s->hdr.backing_file_size;
+
+    if (off + n > len) {
+        return vimg_error_set(errp, -EINVAL, "Backing file name too long");
+    }
+    if (n == 0) {
+        return 0;
+    }
+    s->backing_name = strndup((const char *)buf + off, n);
+    if (!s->backing_name) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    if (s->backing_name[0] == '\0') {
+        free(s->backing_name);
+        s->backing_name = NULL;
+    }
+    return 0;
+}
+
+/*
+ * "dir/img" + "base" -> "dir/base" (qemu's path_combine, used for
+ * full-backing-filename and for opening): absolute names and names of
+ * images without a directory stay as they are.
+ */
+static char *
+combine_path(const char *image, const char *backing)
+{
+    const char *slash = strrchr(image, '/');
+    char *out;
+
+    if (backing[0] == '/' || !slash) {
+        return strdup(backing);
+    }
+    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* Nesting depth of backing opens on this thread (a loop guard). */
+static _Thread_local unsigned backing_depth;
+#define QCOW2_MAX_BACKING_DEPTH 64
+
+/*
+ * Open @path as a backing image with the "backing." options of @opts (the
+ * prefix removed; they are taken from @opts either way).
+ */
+static int
+open_backing_file(const char *path, const char *fmt, struct vimg_opts *opts,
+                  struct vimg_secrets *secrets, unsigned flags,
+                  struct vimg_image **out, struct vimg_error **errp)
+{
+    struct vimg_opts *sub = vimg_opts_new();
+    size_t i, n = opts ? vimg_opts_count(opts) : 0;
+    const char *drv = NULL;
+    int r;
+
+    *out = NULL;
+    if (!sub) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        const char *k = vimg_opts_key(opts, i);
+
+        if (strncmp(k, "backing.", 8) != 0) {
+            continue;
+        }
+        vimg_opts_take(opts, k);
+        if (strcmp(k + 8, "driver") == 0) {
+            drv = vimg_opts_value(opts, i);
+        } else if (vimg_opts_set(sub, k + 8, vimg_opts_value(opts, i)) < 0) {
+            vimg_opts_free(sub);
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    if (backing_depth >= QCOW2_MAX_BACKING_DEPTH) {
+        vimg_opts_free(sub);
+        return vimg_error_set(errp, -ELOOP, "Backing chain too deep");
+    }
+    backing_depth++;
+    r = vimg_image_open(path, drv ? drv : fmt, sub, secrets, flags, out,
+                        errp);
+    backing_depth--;
+    vimg_opts_free(sub);
+    return r;
+}
+
+/*
+ * Open the backing chain: read-only, metadata-only when the overlay is.
+ * A metadata-only open tolerates a backing file that cannot be opened
+ * (qemu-img info shows the image all the same).
+ */
+static int
+open_backing(struct vimg_image *img, struct vimg_opts *opts,
+             struct vimg_secrets *secrets, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    bool no_io = img->flags & VIMG_OPEN_NO_IO;
+    struct vimg_error *err = NULL;
+    char *path;
+    int r;
+
+    if (!s->backing_name) {
+        /* Options for a backing image that does not exist are unused. */
+        return 0;
+    }
+    path = combine_path(img->filename, s->backing_name);
+    if (!path) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = open_backing_file(path, s->backing_fmt, opts, secrets,
+                          no_io ? VIMG_OPEN_NO_IO : 0, &s->backing,
+                          no_io ? &err : errp);
+    free(path);
+    if (r < 0) {
+        if (no_io) {
+            vimg_error_free(err);
+            return 0;
+        }
+        vimg_error_prefix(errp, "Could not open backing file");
+        return r;
+    }
+    return 0;
+}
+
+int
+qcow2_read_backing(struct vimg_image *img, void *buf, size_t len,
+                   uint64_t off, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t bsize = s->backing ? vimg_image_size(s->backing) : 0;
+    size_t n = 0;
+    int r;
+
+    if (off < bsize) {
+        n = (size_t)MIN((uint64_t)len, bsize - off);
+        r = vimg_image_pread(s->backing, buf, n, off, errp);
+        if (r < 0) {
+            vimg_error_prefix(errp, "Could not read backing file");
+            return r;
+        }
+    }
+    memset((uint8_t *)buf + n, 0, len - n);
+    return 0;
+}
+
+static struct vimg_image *
+qcow2_backing(struct vimg_image *img)
+{
+    struct qcow2_state *s = img->priv;
+
+    return s ? s->backing : NULL;
 }
 
 static int
@@ -556,14 +862,12 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         }
     }
     r = qcow2_parse_header(s, buf ? buf : head, len, rw, errp);
+    if (r == 0 && s->hdr.backing_file_offset != 0) {
+        r = read_backing_name(s, buf ? buf : head, len, errp);
+    }
     free(buf);
     buf = NULL;
     if (r < 0) {
-        goto fail;
-    }
-    if (s->hdr.backing_file_offset != 0) {
-        r = vimg_error_set(errp, -ENOTSUP,
-                           "Backing files are not supported yet");
         goto fail;
     }
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
@@ -586,6 +890,9 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     }
     if (r == 0) {
         r = qcow2_crypt_open(img, opts, secrets, errp);
+    }
+    if (r == 0) {
+        r = open_backing(img, opts, secrets, errp);
     }
     if (r < 0) {
         goto fail;
@@ -777,6 +1084,21 @@ qcow2_info(struct vimg_image *img, struct json_object *info,
     json_object_object_add(spec, "data", data);
     json_object_object_add(info, "cluster-size",
                            json_object_new_int64(s->cluster_size));
+    if (s->backing_name) {
+        char *full = combine_path(img->filename, s->backing_name);
+
+        json_object_object_add(info, "backing-filename",
+                               json_object_new_string(s->backing_name));
+        if (full) {
+            json_object_object_add(info, "full-backing-filename",
+                                   json_object_new_string(full));
+            free(full);
+        }
+        if (s->backing_fmt) {
+            json_object_object_add(info, "backing-filename-format",
+                                   json_object_new_string(s->backing_fmt));
+        }
+    }
     json_object_object_add(info, "format-specific", spec);
     if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
         json_object_object_add(info, "dirty-flag", json_object_new_boolean(1));
@@ -793,6 +1115,9 @@ struct create_params {
     bool lazy_refcounts;
     bool extended_l2;
     uint8_t compression_type;
+    const char *backing_file;   /* borrowed from the options */
+    const char *backing_fmt;
+    bool backing_unsafe;        /* qemu-img create -u */
 };
 
 static int
@@ -871,10 +1196,13 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
         return vimg_error_set(errp, -EINVAL, "Backing format cannot be used "
                               "without backing file");
     }
-    r = refuse_if_set(opts, "backing_file", "Backing files", errp);
-    if (r == 0) {
-        r = refuse_if_set(opts, "backing_fmt", "Backing files", errp);
+    p->backing_file = vimg_opts_take(opts, "backing_file");
+    p->backing_fmt = vimg_opts_take(opts, "backing_fmt");
+    if (p->backing_file && !*p->backing_file) {
+        p->backing_file = NULL;
     }
+    r = opts_take_bool(opts, VIMG_CREATE_OPT_BACKING_UNSAFE,
+                       &p->backing_unsafe, errp);
     if (r == 0) {
         r = refuse_if_set(opts, "data_file", "External data files", errp);
     }
@@ -1000,6 +1328,56 @@ write_initial(int fd, const struct create_params *p, struct vimg_error **errp)
     return 0;
 }
 
+/*
+ * qemu-img create -b: the backing file must open (metadata only, so no key
+ * is needed) unless -u; it gives the size when none was given.  Without a
+ * backing format qemu 7.2 refuses and names the probed one.
+ */
+static int
+check_backing(const char *filename, const struct create_params *p,
+              uint64_t *size, struct vimg_secrets *secrets,
+              struct vimg_error **errp)
+{
+    struct vimg_image *b = NULL;
+    char *path;
+    int r;
+
+    if (p->backing_unsafe) {
+        return 0;
+    }
+    path = combine_path(filename, p->backing_file);
+    if (!path) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = vimg_image_open(path, p->backing_fmt, NULL, secrets, VIMG_OPEN_NO_IO,
+                        &b, errp);
+    free(path);
+    if (r == 0 && !p->backing_fmt) {
+        r = vimg_error_set(errp, -EINVAL, "Backing file specified without "
+                           "backing format\nDetected format of %s.",
+                           vimg_image_format(b));
+        vimg_image_close(b, NULL);
+        return r;
+    }
+    if (r < 0) {
+        if (errp && *errp) {
+            /* "Could not open 'x': ...\nCould not open backing image." */
+            struct vimg_error *inner = *errp;
+
+            *errp = NULL;
+            vimg_error_set(errp, r, "%s\nCould not open backing image.",
+                           vimg_error_message(inner));
+            vimg_error_free(inner);
+        }
+        return r;
+    }
+    if (*size == 0) {
+        *size = ROUND_UP(vimg_image_size(b), 512);
+    }
+    vimg_image_close(b, NULL);
+    return 0;
+}
+
 static int
 qcow2_create(int fd, const char *filename, uint64_t size,
              struct vimg_opts *opts, struct vimg_secrets *secrets,
@@ -1015,6 +1393,9 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     r = qcow2_crypt_parse_create_opts(opts, secrets, &cp, errp);
     if (r == 0) {
         r = parse_create_opts(opts, &p, errp);
+    }
+    if (r == 0 && p.backing_file) {
+        r = check_backing(filename, &p, &size, secrets, errp);
     }
     if (r == 0) {
         r = write_initial(fd, &p, errp);
@@ -1039,6 +1420,24 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     vimg_opts_free(none);
     if (r == 0) {
         r = qcow2_truncate(&tmp, size, false, errp);
+        if (r == 0 && p.backing_file) {
+            /* Step 4 of qemu's sequence: the header names the backing. */
+            struct qcow2_state *s = tmp.priv;
+
+            s->backing_name = strdup(p.backing_file);
+            s->backing_fmt = p.backing_fmt ? strdup(p.backing_fmt) : NULL;
+            if (!s->backing_name || (p.backing_fmt && !s->backing_fmt)) {
+                r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+            } else if (strlen(p.backing_fmt ? p.backing_fmt : "") >= 16) {
+                r = vimg_error_set(errp, -EINVAL, "Backing format name too "
+                                   "long");
+            } else {
+                r = qcow2_metadata_flush(&tmp, errp);
+                if (r == 0) {
+                    r = qcow2_rewrite_header(&tmp, errp);
+                }
+            }
+        }
         if (r == 0 && cp.method == QCOW2_CRYPT_LUKS) {
             r = qcow2_crypt_create(&tmp, &cp, errp);
         }
@@ -1123,4 +1522,9 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .truncate = qcow2_truncate,
     .block_status = qcow2_block_status,
     .info = qcow2_info,
+    .check = qcow2_check,
+    .backing = qcow2_backing,
+    .set_backing = qcow2_set_backing,
+    .make_empty = qcow2_make_empty,
+    .pwrite_compressed = qcow2_pwrite_compressed,
 };

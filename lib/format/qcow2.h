@@ -159,6 +159,15 @@ struct qcow2_state {
 
     /* Encryption (qcow2-crypt.c). */
     struct luks1 *luks;
+
+    /* ---- qcow2-core additions (appended) ---- */
+    char *backing_name;         /* backing file name as stored, or NULL */
+    char *backing_fmt;          /* backing format extension, or NULL */
+    struct vimg_image *backing; /* the open backing image, or NULL */
+    uint8_t *cow;               /* one cluster of backing data for COW */
+    struct qcowaes *aes;        /* legacy AES (crypt_method 1), or NULL */
+    uint64_t cbyte_next;        /* next free byte for compressed data in a
+                                   partly used cluster, 0 = none */
 };
 
 /* ---- small helpers ---- */
@@ -326,6 +335,53 @@ int qcow2_crypt_info(struct qcow2_state *s, struct json_object **out,
  * extensions in qemu's order); used at creation time.
  */
 int qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp);
+
+/* ---- qcow2-check.c (engineer qcow2-check) ---- */
+
+/**
+ * qcow2_check - the check op (see vimg_check()): recount every reference
+ * from the metadata (header, L1/L2 of the active layer and of the
+ * snapshots, snapshot table, refcount table and blocks, the LUKS region,
+ * bitmaps) in memory bounded by the metadata size, compare with the
+ * refcounts on disk and check OFLAG_COPIED, with qemu-img's messages;
+ * repair leaks and corruptions when @fix asks.  Reads the metadata from
+ * the file, never decrypts: works on VIMG_OPEN_NO_IO handles.
+ */
+int qcow2_check(struct vimg_image *img, unsigned fix,
+                struct vimg_check_result *res, vimg_check_report_fn report,
+                void *opaque, struct vimg_error **errp);
+
+/* ---- qcow2-core: backing files, legacy AES, compression (engineer qcow2-core) ---- */
+
+struct qcowaes;
+
+/**
+ * qcow2_read_backing - read guest range [@off, @off + @len) of the backing
+ * image into @buf: zeroes without a backing image and beyond its end.
+ */
+int qcow2_read_backing(struct vimg_image *img, void *buf, size_t len,
+                       uint64_t off, struct vimg_error **errp);
+/**
+ * qcow2_make_empty - drop every cluster of the active layer (L2 entries
+ * become unallocated, data and compressed clusters are freed), so the
+ * image reads as its backing file again (qemu-img commit without -d).
+ */
+int qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp);
+/**
+ * qcow2_set_backing - point the header at backing file @name (NULL or ""
+ * removes it) with format extension @fmt (may be NULL), keeping the other
+ * extensions; the open backing image is not changed.
+ */
+int qcow2_set_backing(struct vimg_image *img, const char *name,
+                      const char *fmt, struct vimg_error **errp);
+/**
+ * qcow2_pwrite_compressed - write whole clusters compressed (zlib raw
+ * deflate window 12 or zstd), falling back to a plain write for a cluster
+ * that does not shrink; the last cluster may be partial at the image end.
+ */
+int qcow2_pwrite_compressed(struct vimg_image *img, const void *buf,
+                            size_t len, uint64_t off,
+                            struct vimg_error **errp);
 
 extern const struct vimg_format_ops vimg_format_qcow2;
 

@@ -5,6 +5,12 @@
  * FALLOC_FL_ZERO_RANGE where the filesystem allows it; block status comes
  * from SEEK_DATA/SEEK_HOLE (holes read as zero, data has its file offset).
  *
+ * Like qemu, the virtual size is the file size rounded up to whole 512-byte
+ * sectors: a 1000-byte file is a 1024-byte disk whose last 24 bytes read
+ * as zeroes (they lie past EOF) and are created by writes there.  Resizing
+ * sets the file to exactly the size asked for; the disk is that rounded up.
+ * All file changes go through lib/io.c (so failpoints see them).
+ *
  * Creation options are those of qemu's raw driver on a file
  * (`qemu-img create -f raw -o help FILE`): size, nocow, preallocation
  * (off, falloc, full) and extent_size_hint (accepted and ignored: the hint
@@ -15,7 +21,6 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +49,10 @@ raw_open(struct vimg_image *img, struct vimg_opts *opts,
                               "Could not determine the size of '%s': %s",
                               img->filename, strerror(errno));
     }
-    img->size = (uint64_t)end;
+    if ((uint64_t)end > INT64_MAX - 511) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    img->size = ROUND_UP((uint64_t)end, 512);
     img->encrypted = false;
     img->alignment = 1;
     return 0;
@@ -59,7 +67,8 @@ static int
 raw_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
           struct vimg_error **errp)
 {
-    int r = full_pread(img->fd, buf, len, off);
+    /* The tail of the last sector may lie past EOF: it reads as zeroes. */
+    int r = full_pread_zero(img->fd, buf, len, off);
 
     if (r < 0) {
         return vimg_error_set(errp, r, "Read failed at offset %" PRIu64 ": %s",
@@ -100,15 +109,13 @@ static int
 raw_discard(struct vimg_image *img, uint64_t off, uint64_t len,
             struct vimg_error **errp)
 {
-    if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)off, (off_t)len) < 0) {
-        /* Discard is only a hint: unsupported is not an error. */
-        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
-            return 0;
-        }
-        return vimg_error_set(errp, -errno,
+    /* Discard is only a hint: file_discard ignores "unsupported". */
+    int r = file_discard(img->fd, off, len);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r,
                               "Discard failed at offset %" PRIu64 ": %s", off,
-                              strerror(errno));
+                              strerror(-r));
     }
     return 0;
 }
@@ -116,9 +123,11 @@ raw_discard(struct vimg_image *img, uint64_t off, uint64_t len,
 static int
 raw_flush(struct vimg_image *img, struct vimg_error **errp)
 {
-    if (fdatasync(img->fd) < 0 && errno != EINVAL && errno != EROFS) {
-        return vimg_error_set(errp, -errno, "Could not flush '%s': %s",
-                              img->filename, strerror(errno));
+    int r = file_flush(img->fd);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not flush '%s': %s",
+                              img->filename, strerror(-r));
     }
     return 0;
 }
@@ -127,14 +136,18 @@ static int
 raw_truncate(struct vimg_image *img, uint64_t size, bool shrink,
              struct vimg_error **errp)
 {
-    if (size > INT64_MAX) {
+    int r;
+
+    if (size > INT64_MAX - 511) {
         return vimg_error_set(errp, -EFBIG, "Image size too large");
     }
-    if (ftruncate(img->fd, (off_t)size) < 0) {
-        return vimg_error_set(errp, -errno, "Failed to resize the file: %s",
-                              strerror(errno));
+    /* qemu sets the file to the exact size; the disk counts whole sectors. */
+    r = file_truncate(img->fd, size);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not resize file: %s",
+                              strerror(-r));
     }
-    img->size = size;
+    img->size = ROUND_UP(size, 512);
     return 0;
 }
 
@@ -256,16 +269,17 @@ raw_create(int fd, const char *filename, uint64_t size,
             (void)ioctl(fd, FS_IOC_SETFLAGS, &attr);
         }
     }
-    if (ftruncate(fd, (off_t)size) < 0) {
-        return vimg_error_set(errp, -errno, "Could not resize file: %s",
-                              strerror(errno));
+    r = file_truncate(fd, size);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not resize file: %s",
+                              strerror(-r));
     }
     if (prealloc && strcmp(prealloc, "falloc") == 0 && size > 0) {
-        r = posix_fallocate(fd, 0, (off_t)size);
-        if (r != 0) {
-            return vimg_error_set(errp, -r,
+        r = file_preallocate(fd, 0, size);
+        if (r < 0) {
+            return vimg_error_set(errp, r,
                                   "Could not preallocate new data: %s",
-                                  strerror(r));
+                                  strerror(-r));
         }
     } else if (prealloc && strcmp(prealloc, "full") == 0) {
         r = write_zero_file(fd, size);

@@ -9,9 +9,12 @@
  * - Strict: images of different sizes are different.  For raw and luks
  *   every block is allocated in both images, so qemu's strict block-status
  *   comparison never finds a difference and is not repeated here.
- * - The reported offset is that of the first differing 512-byte sector
- *   (qemu compares sector by sector: a difference at byte 1000 is reported
- *   at 512).
+ * - The reported offset is that of the first differing 512-byte sector,
+ *   counted like qemu from the start of the chunk being compared: chunks
+ *   are runs of one block status in both images (at most 2 MiB), so a
+ *   difference at byte 1000 is reported at 512, but one right after a
+ *   file's unaligned end (a raw file of 500000 bytes is a disk of 500224
+ *   whose status changes at 500000) at the exact end, 500000 and so on.
  *
  * Runs that block status reports as zero in both images are not read.
  */
@@ -60,10 +63,11 @@ first_nonzero(const uint8_t *p, size_t len)
     return i;
 }
 
+/* The sector of byte @i of the chunk at @chunk, as qemu reports it. */
 static uint64_t
-sector_floor(uint64_t off)
+chunk_sector(uint64_t chunk, size_t i)
 {
-    return off / CMP_SECTOR * CMP_SECTOR;
+    return chunk + (uint64_t)(i / CMP_SECTOR * CMP_SECTOR);
 }
 
 /* Check that [off, end) of @img reads as zeroes. 0 yes, 1 no, <0 error. */
@@ -92,7 +96,7 @@ check_zero_tail(struct vimg_image *img, uint64_t off, uint64_t end,
             }
             i = first_nonzero(buf, n);
             if (i < n) {
-                *mismatch = sector_floor(off + i);
+                *mismatch = chunk_sector(off, i);
                 return 1;
             }
         }
@@ -177,7 +181,7 @@ vimg_compare(struct vimg_image *a, struct vimg_image *b, bool strict,
             }
             i = first_diff(ba, bb, (size_t)n);
             if (i < n) {
-                *mismatch_offset = sector_floor(off + i);
+                *mismatch_offset = chunk_sector(off, i);
                 r = 1;
                 goto out;
             }

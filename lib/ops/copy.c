@@ -15,6 +15,11 @@
  * fills a small ring of buffers, the calling thread owns the target handle
  * and writes them in order.  With encryption on either side this keeps
  * both cores busy (decrypt in the reader, encrypt in the writer).
+ *
+ * Data errors are reported in qemu-img convert's words, with the offset of
+ * the request that failed (the start of the run being copied) and just the
+ * errno text: "error while reading at byte N: ...", "error while writing at
+ * byte N: ...", "error while reading block status of sector N: ...".
  */
 #include "config.h"
 
@@ -49,7 +54,8 @@ struct copy_job {
     unsigned head, count;       /* ring of filled items */
     bool reader_done, stop;
     int reader_ret;
-    struct vimg_error *reader_err;
+    bool reader_bs_failed;      /* the failure was block status, not read */
+    uint64_t reader_fail_off;   /* where the reader failed               */
 };
 
 static bool
@@ -85,8 +91,10 @@ reader_main(void *opaque)
         /* The slot at tail is free and only this thread touches it now. */
         it = &j->items[tail];
         r = vimg_image_block_status(j->src, off, j->total - off, &pnum, &st,
-                                    NULL, &j->reader_err);
+                                    NULL, NULL);
         if (r < 0) {
+            j->reader_bs_failed = true;
+            j->reader_fail_off = off;
             break;
         }
         it->off = off;
@@ -94,8 +102,9 @@ reader_main(void *opaque)
         it->len = MIN(pnum, it->zero ? COPY_MAX_ZERO_RUN : j->buf_size);
         if (!it->zero) {
             r = vimg_image_pread(j->src, j->bufs[tail], (size_t)it->len, off,
-                                 &j->reader_err);
+                                 NULL);
             if (r < 0) {
+                j->reader_fail_off = off;
                 break;
             }
         }
@@ -272,9 +281,14 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
 
         it = &j.items[slot];
         if (it->zero) {
-            r = write_zero_run(&j, p, it->off, it->len, errp);
+            r = write_zero_run(&j, p, it->off, it->len, NULL);
         } else {
-            r = write_data(&j, p, j.bufs[slot], it->off, it->len, errp);
+            r = write_data(&j, p, j.bufs[slot], it->off, it->len, NULL);
+        }
+        if (r < 0) {
+            /* qemu names the start of the request, and only the errno. */
+            vimg_error_set(errp, r, "error while writing at byte %" PRIu64
+                           ": %s", it->off, strerror(-r));
         }
         done = it->off + it->len;
 
@@ -301,13 +315,19 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
 
     if (r == 0 && j.reader_ret < 0) {
         r = j.reader_ret;
-        vimg_error_set(errp, r, "%s", vimg_error_message(j.reader_err));
+        if (j.reader_bs_failed) {
+            vimg_error_set(errp, r, "error while reading block status of "
+                           "sector %" PRIu64 ": %s", j.reader_fail_off / 512,
+                           strerror(-r));
+        } else {
+            vimg_error_set(errp, r, "error while reading at byte %" PRIu64
+                           ": %s", j.reader_fail_off, strerror(-r));
+        }
     }
 out_sync:
     pthread_cond_destroy(&j.cond);
     pthread_mutex_destroy(&j.lock);
 out_free:
-    vimg_error_free(j.reader_err);
     for (i = 0; i < COPY_SLOTS; i++) {
         free(j.bufs[i]);
     }

@@ -9,10 +9,8 @@
  * (raw: the size itself; luks: payload offset + size; qcow2: metadata
  * for the clusters the source allocates).
  *
- * The output format is looked up among the formats linked into the
- * library.  image.c keeps its registry private, so the table here lists
- * the known format objects; formats that may not be linked yet are weak
- * references and are skipped while absent.
+ * The output format is looked up in image.c's registry with
+ * vimg_format_find().
  */
 #include "config.h"
 
@@ -22,29 +20,6 @@
 
 #include "bytes.h"
 #include "internal.h"
-
-/* Formats that are being written may not be linked in every build. */
-extern const struct vimg_format_ops vimg_format_qcow2 __attribute__((weak));
-extern const struct vimg_format_ops vimg_format_qcow __attribute__((weak));
-
-static const struct vimg_format_ops *
-measure_find_format(const char *name)
-{
-    const struct vimg_format_ops *const table[] = {
-        &vimg_format_raw,
-        &vimg_format_luks,
-        &vimg_format_qcow2,
-        &vimg_format_qcow,
-    };
-    size_t i;
-
-    for (i = 0; i < ARRAY_SIZE(table); i++) {
-        if (table[i] && table[i]->name && strcmp(table[i]->name, name) == 0) {
-            return table[i];
-        }
-    }
-    return NULL;
-}
 
 /* Every -o key must be a creation option of the format (qemu's wording). */
 static int
@@ -105,7 +80,7 @@ vimg_measure(const char *format, struct vimg_opts *opts, struct vimg_image *src,
     if (!format || !required || !fully_allocated) {
         return vimg_error_set(errp, -EINVAL, "Invalid measure request");
     }
-    ops = vimg_format_known(format) ? measure_find_format(format) : NULL;
+    ops = vimg_format_find(format);
     if (!ops) {
         return vimg_error_set(errp, -EINVAL, "Unknown file format '%s'",
                               format);

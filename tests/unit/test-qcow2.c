@@ -457,7 +457,9 @@ test_create_layout(void)
         { "encrypt.key-secret=sec0", "Parameter 'encrypt.format' is missing" },
         { "encryption=on,encrypt.format=luks", "'encrypt.format' and its "
           "alias 'encryption' can't be used at the same time" },
-        { "backing_file=x.img", "Backing files are not supported yet" },
+        { "backing_file=/nonexistent/x.img,backing_fmt=raw",
+          "Could not open '/nonexistent/x.img': No such file or directory\n"
+          "Could not open backing image." },
     };
     size_t i;
 
