@@ -34,6 +34,8 @@ static const char convert_help[] =
     "(default 4k,\n"
     "                       0 writes everything)\n"
     "  -c                   compress (not supported by raw and luks)\n"
+    "  -l SNAPSHOT_PARAM    convert a qcow2 snapshot: an id or name, or\n"
+    "                       'snapshot.id=ID,snapshot.name=NAME'\n"
     "  -p                   show progress\n"
     "  -q                   quiet\n"
     "  -m NUM, -W           accepted for compatibility (1 <= NUM <= 16)\n"
@@ -104,6 +106,92 @@ check_opt_value(const struct vimg_opt_desc *d, const char *v)
     default:
         return 0;
     }
+}
+
+/* convert -l: "snapshot.id=ID,snapshot.name=NAME", or an id or name. */
+struct snapshot_param {
+    bool given;
+    char *id;           /* from snapshot.id= */
+    char *name;         /* from snapshot.name= */
+    const char *plain;  /* an id or a name */
+};
+
+static int
+parse_snapshot_param(const char *arg, struct snapshot_param *sp)
+{
+    struct vimg_opts *o;
+    struct vimg_error *err = NULL;
+    size_t i, n;
+    int r;
+
+    free(sp->id);
+    free(sp->name);
+    memset(sp, 0, sizeof(*sp));
+    sp->given = true;
+    if (strncmp(arg, "snapshot.", 9) != 0) {
+        sp->plain = arg;
+        return 0;
+    }
+    o = vimg_opts_new();
+    if (!o) {
+        cli_error("%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    r = vimg_opts_parse(o, arg, NULL, &err);
+    n = r < 0 ? 0 : vimg_opts_count(o);
+    for (i = 0; r == 0 && i < n; i++) {
+        const char *k = vimg_opts_key(o, i);
+        char **dst = strcmp(k, "snapshot.id") == 0     ? &sp->id
+                     : strcmp(k, "snapshot.name") == 0 ? &sp->name
+                                                       : NULL;
+
+        if (!dst) {
+            cli_error("Invalid parameter '%s'", k);
+            r = -EINVAL;
+        } else {
+            free(*dst);
+            *dst = strdup(vimg_opts_value(o, i));
+            if (!*dst) {
+                r = -ENOMEM;
+            }
+        }
+    }
+    if (r < 0) {
+        if (err) {
+            cli_error_vimg(err, r, NULL);
+        }
+        cli_error("Failed in parsing snapshot param '%s'", arg);
+    }
+    vimg_opts_free(o);
+    return r;
+}
+
+/* Show the snapshot's content instead of the current one (read-only). */
+static int
+load_snapshot(struct vimg_image *img, const struct snapshot_param *sp)
+{
+    struct vimg_error *err = NULL;
+    int r;
+
+    if (sp->plain) {
+        r = vimg_snapshot_load(img, sp->plain, NULL, &err);
+        if (r == -ENOENT) {
+            vimg_error_free(err);
+            err = NULL;
+            r = vimg_snapshot_load(img, NULL, sp->plain, &err);
+        }
+    } else {
+        r = vimg_snapshot_load(img, sp->id, sp->name, &err);
+    }
+    if (r == -ENOTSUP) {
+        vimg_error_free(err);
+        cli_error("Failed to load snapshot: Block format '%s' used by device "
+                  "'' does not support temporarily loading internal "
+                  "snapshots", vimg_image_format(img));
+    } else if (r < 0) {
+        cli_error_vimg(err, r, "Failed to load snapshot: ");
+    }
+    return r;
 }
 
 static bool
@@ -217,6 +305,7 @@ run_convert(int argc, char **argv)
     bool image_opts = false, tgt_image_opts = false, tgt_is_zero = false;
     bool no_create = false, quiet = false, show_progress = false;
     bool compress = false, created = false;
+    struct snapshot_param snap = {0};
     uint64_t sparse = 4096, total = 0, base = 0;
     int c, rc = 1, r;
 
@@ -283,9 +372,10 @@ run_convert(int argc, char **argv)
                 "Backing files are not supported by this version of " CLI_NAME);
             goto out;
         case 'l':
-            cli_error(
-                "Snapshots are not supported by this version of " CLI_NAME);
-            goto out;
+            if (parse_snapshot_param(optarg, &snap) < 0) {
+                goto out;
+            }
+            break;
         case 'C':
         case 'W':
         case 'U':
@@ -375,6 +465,13 @@ run_convert(int argc, char **argv)
     for (i = 0; i < n_src; i++) {
         if (cli_image_parse(argv[optind + i], image_opts, fmt, &srcs[i]) < 0 ||
             cli_image_open(&srcs[i], 0, &src_imgs[i]) < 0) {
+            goto out;
+        }
+        if (snap.given && n_src > 1) {
+            cli_error("No support for concatenating multiple snapshot");
+            goto out;
+        }
+        if (snap.given && load_snapshot(src_imgs[i], &snap) < 0) {
             goto out;
         }
         total += vimg_image_size(src_imgs[i]);
@@ -511,6 +608,8 @@ out:
     vimg_opts_free(open_opts);
     free(optstr);
     free(objects);
+    free(snap.id);
+    free(snap.name);
     return rc;
 }
 
@@ -520,7 +619,7 @@ const struct cli_command cmd_convert = {
     .synopsis = "convert [--object objectdef] [--image-opts] "
                 "[--target-image-opts] [--target-is-zero] [-U] [-c] [-p] "
                 "[-q] [-n] [-f fmt] [-t cache] [-T src_cache] "
-                "[-O output_fmt] [-o options] [-S sparse_size] [-m num] [-W] "
+                "[-O output_fmt] [-o options] [-l snapshot_param] [-S sparse_size] [-m num] [-W] "
                 "filename [filename2 [...]] output_filename",
     .help = convert_help,
 };

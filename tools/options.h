@@ -55,6 +55,9 @@ extern const struct cli_command cmd_io;
 extern const struct cli_command cmd_map;
 extern const struct cli_command cmd_measure;
 extern const struct cli_command cmd_resize;
+extern const struct cli_command cmd_snapshot;
+extern const struct cli_command cmd_commit;
+extern const struct cli_command cmd_rebase;
 
 /**
  * cli_error - print "vimg: <message>" and a newline to stderr.

@@ -246,9 +246,7 @@ get_l2(struct vimg_image *img, uint64_t off, bool alloc,
                               "index: %#" PRIx64 ")", l2off, i);
     }
     if (alloc && !(l1e & QCOW2_OFLAG_COPIED)) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "Writing to a shared L2 table (internal "
-                              "snapshots) is not supported yet");
+        return qcow2_snapshot_unshare_l2(img, (uint32_t)i, t, errp);
     }
     return qcow2_cache_get(img, true, l2off, true, t, errp);
 }
@@ -759,9 +757,7 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
 
     host = desc & QCOW2_OFFSET_MASK;
     if (host && !(desc & QCOW2_OFLAG_COPIED)) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "Writing to a shared cluster (internal "
-                              "snapshots) is not supported yet");
+        return qcow2_snapshot_cow_write(img, off, src, n, errp);
     }
     if (host) {
         r = check_host(s, host, off, errp);
@@ -880,6 +876,13 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
     if (r < 0 || !t) {
         return r;
     }
+    if (!(s->l1[qcow2_l1_index(s, off)] & QCOW2_OFLAG_COPIED)) {
+        /* An L2 table shared with a snapshot is copied first. */
+        r = get_l2(img, off, true, &t, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
     l2_get(s, t, idx, &desc, &bm);
 
     if (desc & QCOW2_OFLAG_COMPRESSED) {
@@ -895,9 +898,7 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
         return 0;
     }
     if ((desc & QCOW2_OFLAG_COPIED) == 0 && (desc & QCOW2_OFFSET_MASK)) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "Writing to a shared cluster (internal "
-                              "snapshots) is not supported yet");
+        return qcow2_snapshot_cow_zero(img, off, n, errp);
     }
 
     if (s->extended_l2) {

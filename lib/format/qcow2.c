@@ -1045,6 +1045,10 @@ qcow2_info(struct vimg_image *img, struct json_object *info,
     bool v3 = h->version >= 3;
     int r;
 
+    r = qcow2_snapshot_info(img, info, errp);
+    if (r < 0) {
+        return r;
+    }
     if (h->crypt_method != QCOW2_CRYPT_NONE) {
         r = qcow2_crypt_info(s, &enc, errp);
         if (r < 0) {
@@ -1527,4 +1531,9 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .set_backing = qcow2_set_backing,
     .make_empty = qcow2_make_empty,
     .pwrite_compressed = qcow2_pwrite_compressed,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_delete = qcow2_snapshot_delete,
+    .snapshot_apply = qcow2_snapshot_apply,
+    .snapshot_load = qcow2_snapshot_load,
 };

@@ -383,6 +383,86 @@ int qcow2_pwrite_compressed(struct vimg_image *img, const void *buf,
                             size_t len, uint64_t off,
                             struct vimg_error **errp);
 
+/* ---- qcow2-snapshot.c (engineer qcow2-snapshot) ---- */
+
+#define QCOW2_MAX_SNAPSHOTS        65536
+#define QCOW2_MAX_SNAPSHOTS_SIZE   (64u * 1024 * 1024)
+#define QCOW2_MAX_SNAPSHOT_EXTRA   1024
+
+/* One snapshot table entry as read (qemu-facts.md 1.5). */
+struct qcow2_snap {
+    uint64_t l1_offset;
+    uint32_t l1_size;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t vm_state_size;     /* the 64-bit extra field when present */
+    uint64_t disk_size;         /* the image size when not recorded */
+    int64_t icount;             /* -1 when not recorded */
+    uint32_t extra_size;        /* extra data size as stored */
+    uint8_t *extra_unknown;     /* extra bytes past the known 24, kept */
+    uint32_t unknown_len;
+    char *id, *name;            /* NUL-terminated copies */
+};
+
+struct qcow2_snap_table {
+    struct qcow2_snap *v;
+    uint32_t n;
+    uint64_t bytes;             /* size of the table on disk */
+};
+
+/**
+ * qcow2_snapshot_read_table - read and validate the snapshot table the
+ * header points to, with qemu's limits and messages ("Snapshot table too
+ * large", "Snapshot table offset invalid", "Too much extra metadata in
+ * snapshot table entry N ...", "Snapshot table is too big").  Snapshot L1
+ * tables are validated when used.  Free with qcow2_snapshot_table_free().
+ */
+int qcow2_snapshot_read_table(struct vimg_image *img,
+                              struct qcow2_snap_table *t,
+                              struct vimg_error **errp);
+void qcow2_snapshot_table_free(struct qcow2_snap_table *t);
+/** qcow2_snapshot_info - add the "snapshots" array to @info (if any). */
+int qcow2_snapshot_info(struct vimg_image *img, struct json_object *info,
+                        struct vimg_error **errp);
+/* The snapshot ops of vimg_format_qcow2 (see struct vimg_format_ops). */
+int qcow2_snapshot_list(struct vimg_image *img, struct vimg_snapshot **out,
+                        size_t *n, struct vimg_error **errp);
+int qcow2_snapshot_create(struct vimg_image *img, const char *name,
+                          struct vimg_error **errp);
+int qcow2_snapshot_delete(struct vimg_image *img, const char *id,
+                          const char *name, struct vimg_error **errp);
+int qcow2_snapshot_apply(struct vimg_image *img, const char *id_or_name,
+                         struct vimg_error **errp);
+int qcow2_snapshot_load(struct vimg_image *img, const char *id,
+                        const char *name, struct vimg_error **errp);
+/**
+ * qcow2_snapshot_unshare_l2 - called by the write path for an active L1
+ * entry without OFLAG_COPIED: copy the L2 table shared with a snapshot to
+ * a new cluster (the old one loses a reference once the new L1 entry is on
+ * disk) and return it in *@out, or just set the flag when the refcount is
+ * 1 after all.
+ */
+int qcow2_snapshot_unshare_l2(struct vimg_image *img, uint32_t l1_index,
+                              struct qcow2_table **out,
+                              struct vimg_error **errp);
+/**
+ * qcow2_snapshot_cow_write - write @n bytes of @src (NULL: zeroes) at
+ * guest @off inside one data cluster whose L2 entry lacks OFLAG_COPIED
+ * (shared with a snapshot): the cluster is copied to a new one (decrypted
+ * and re-encrypted for LUKS), the entry switched, then the write goes
+ * through qcow2_pwrite()/qcow2_zero() again.
+ */
+int qcow2_snapshot_cow_write(struct vimg_image *img, uint64_t off,
+                             const void *src, size_t n,
+                             struct vimg_error **errp);
+/**
+ * qcow2_snapshot_cow_zero - zero [@off, @off + @n) inside one shared data
+ * cluster: a whole cluster (v3) just becomes a zero entry and drops its
+ * reference; a part goes through qcow2_snapshot_cow_write().
+ */
+int qcow2_snapshot_cow_zero(struct vimg_image *img, uint64_t off, size_t n,
+                            struct vimg_error **errp);
+
 extern const struct vimg_format_ops vimg_format_qcow2;
 
 #endif /* VIMG_QCOW2_H */

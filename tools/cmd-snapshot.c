@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * "vimg snapshot": list, create, apply or delete the internal snapshots of
+ * a qcow2 image, with qemu-img snapshot's syntax, messages and exit codes.
+ * Only metadata changes, so the image is opened without its key
+ * (VIMG_OPEN_NO_IO): encrypted images need no secret, unlike qemu-img.
+ *
+ * The "Snapshot list:" table is also what `info` prints for images with
+ * snapshots: print_snapshot_table() takes qemu's "snapshots" JSON array.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "options.h"
+#include "output.h"
+
+static const char snapshot_help[] =
+    "List, create, apply or delete the internal snapshots of FILENAME\n"
+    "(qcow2).  No key is needed, even for encrypted images.\n"
+    "\n"
+    "Options:\n"
+    "  --object OBJECTDEF   define a secret (repeatable; accepted, not "
+    "needed)\n"
+    "  --image-opts         FILENAME is an option string "
+    "(driver=...,file.filename=...)\n"
+    "  -l                   list the snapshots\n"
+    "  -c SNAPSHOT          create a snapshot named SNAPSHOT\n"
+    "  -a SNAPSHOT          apply (revert to) snapshot SNAPSHOT (id or "
+    "name)\n"
+    "  -d SNAPSHOT          delete the snapshot named SNAPSHOT\n"
+    "  -q                   quiet\n"
+    "  -U, --force-share    accepted with -l (images are opened without "
+    "locks)\n"
+    "  -h, --help           show this help\n";
+
+enum { SN_NONE, SN_LIST, SN_CREATE, SN_APPLY, SN_DELETE };
+
+/* Shared with "info" (declaration to move to output.h). */
+void print_snapshot_table(FILE *f, struct json_object *snapshots);
+
+/* One line of the table, qemu's column layout. */
+static void
+print_row(FILE *f, const char *id, const char *name, uint64_t vm_state,
+          int64_t date_sec, uint64_t clock_nsec, int64_t icount)
+{
+    char sz[32], date[32], clk[48], ic[32] = "";
+    uint64_t secs = clock_nsec / 1000000000ULL;
+    time_t t = (time_t)date_sec;
+    struct tm tm;
+
+    size_to_str(sz, sizeof(sz), vm_state);
+    if (localtime_r(&t, &tm)) {
+        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+    } else {
+        date[0] = '\0';
+    }
+    snprintf(clk, sizeof(clk), "%02" PRIu64 ":%02u:%02u.%03u", secs / 3600,
+             (unsigned)((secs / 60) % 60), (unsigned)(secs % 60),
+             (unsigned)((clock_nsec / 1000000ULL) % 1000));
+    if (icount != -1) {
+        snprintf(ic, sizeof(ic), "%" PRId64, icount);
+    }
+    fprintf(f, "%-9s %-16s %8s%20s%13s%11s\n", id, name, sz, date, clk, ic);
+}
+
+static void
+print_header(FILE *f)
+{
+    fprintf(f, "Snapshot list:\n");
+    fprintf(f, "%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
+            "VM CLOCK", "ICOUNT");
+}
+
+static int64_t
+member_i64(struct json_object *o, const char *key, int64_t def)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v)
+                                                 : def;
+}
+
+static const char *
+member_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v)
+                                                 : "";
+}
+
+/**
+ * print_snapshot_table - print qemu-img's "Snapshot list:" table.
+ * @f: stream.
+ * @snapshots: the "snapshots" array of an ImageInfo object (NULL or empty:
+ *   nothing is printed).
+ */
+void
+print_snapshot_table(FILE *f, struct json_object *snapshots)
+{
+    size_t i, n;
+
+    if (!snapshots || !json_object_is_type(snapshots, json_type_array)) {
+        return;
+    }
+    n = json_object_array_length(snapshots);
+    if (n == 0) {
+        return;
+    }
+    print_header(f);
+    for (i = 0; i < n; i++) {
+        struct json_object *o = json_object_array_get_idx(snapshots, i);
+        uint64_t clk = (uint64_t)member_i64(o, "vm-clock-sec", 0) *
+                       1000000000ULL +
+                       (uint64_t)member_i64(o, "vm-clock-nsec", 0);
+
+        print_row(f, member_str(o, "id"), member_str(o, "name"),
+                  (uint64_t)member_i64(o, "vm-state-size", 0),
+                  member_i64(o, "date-sec", 0), clk,
+                  member_i64(o, "icount", -1));
+    }
+}
+
+static int
+do_list(struct vimg_image *img)
+{
+    struct vimg_snapshot *v = NULL;
+    struct vimg_error *err = NULL;
+    size_t n = 0, i;
+    int r;
+
+    r = vimg_snapshot_list(img, &v, &n, &err);
+    if (r == -ENOTSUP) {
+        vimg_error_free(err);   /* no snapshots in this format: nothing */
+        return 0;
+    }
+    if (r < 0) {
+        cli_error_vimg(err, r, NULL);
+        return r;
+    }
+    if (n > 0) {
+        print_header(stdout);
+    }
+    for (i = 0; i < n; i++) {
+        print_row(stdout, v[i].id, v[i].name, v[i].vm_state_size,
+                  v[i].date_sec, v[i].vm_clock_nsec, v[i].icount);
+    }
+    vimg_snapshot_list_free(v, n);
+    return 0;
+}
+
+static int
+run_snapshot(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"object", required_argument, NULL, OPT_OBJECT},
+        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        {"force-share", no_argument, NULL, 'U'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_image spec = {0};
+    struct vimg_image *img = NULL;
+    struct vimg_error *err = NULL;
+    const char *name = NULL;
+    char **objects = NULL;
+    size_t n_objects = 0, i;
+    bool image_opts = false, quiet = false, force_share = false;
+    int action = SN_NONE, c, rc = 1, r;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) !=
+           -1) {
+        int want = SN_NONE;
+
+        switch (c) {
+        case 'h':
+            cli_print_command_help(&cmd_snapshot);
+            rc = 0;
+            goto out;
+        case 'l':
+            want = SN_LIST;
+            break;
+        case 'a':
+            want = SN_APPLY;
+            break;
+        case 'c':
+            want = SN_CREATE;
+            break;
+        case 'd':
+            want = SN_DELETE;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'U':
+            force_share = true;
+            break;
+        case OPT_IMAGE_OPTS:
+            image_opts = true;
+            break;
+        case OPT_OBJECT: {
+            char **p = realloc(objects, (n_objects + 1) * sizeof(*objects));
+
+            if (!p) {
+                cli_error("%s", strerror(ENOMEM));
+                goto out;
+            }
+            objects = p;
+            objects[n_objects++] = optarg;
+            break;
+        }
+        default:
+            rc = cli_getopt_error(c, argv);
+            goto out;
+        }
+        if (want != SN_NONE) {
+            if (action != SN_NONE) {
+                cli_error("Cannot mix '-l', '-a', '-c', '-d'");
+                cli_try_help();
+                goto out;
+            }
+            action = want;
+            name = want == SN_LIST ? NULL : optarg;
+        }
+    }
+    if (optind != argc - 1) {
+        cli_error("Expecting one image file name");
+        cli_try_help();
+        goto out;
+    }
+    for (i = 0; i < n_objects; i++) {
+        if (cli_add_object(objects[i], quiet) < 0) {
+            goto out;
+        }
+    }
+    if (cli_image_parse(argv[optind], image_opts, NULL, &spec) < 0) {
+        goto out;
+    }
+    if (force_share && action != SN_LIST && action != SN_NONE) {
+        cli_error("Could not open '%s': force-share=on can only be used with "
+                  "read-only images", argv[optind]);
+        goto out;
+    }
+    /* Metadata only: no key is needed, and no data is read or written. */
+    if (cli_image_open(&spec, VIMG_OPEN_NO_IO |
+                       (action == SN_LIST || action == SN_NONE ? 0
+                                                               : VIMG_OPEN_RDWR),
+                       &img) < 0) {
+        goto out;
+    }
+
+    switch (action) {
+    case SN_LIST:
+        if (do_list(img) < 0) {
+            goto out;
+        }
+        break;
+    case SN_CREATE:
+        r = vimg_snapshot_create(img, name, &err);
+        if (r < 0) {
+            /* qemu-img prints the bare errno here. */
+            vimg_error_free(err);
+            err = NULL;
+            cli_error("Could not create snapshot '%s': %d (%s)", name, r,
+                      strerror(-r));
+            goto out;
+        }
+        break;
+    case SN_APPLY:
+        r = vimg_snapshot_apply(img, name, &err);
+        if (r < 0) {
+            /* qemu: the driver's message (if any) on its own line, then
+             * the generic one with the errno text. */
+            if (r != -ENOENT && r != -ENOTSUP && err) {
+                cli_error("%s", vimg_error_message(err));
+            }
+            vimg_error_free(err);
+            err = NULL;
+            cli_error("Could not apply snapshot '%s': Failed to load "
+                      "snapshot: %s", name, strerror(-r));
+            goto out;
+        }
+        break;
+    case SN_DELETE:
+        r = vimg_snapshot_delete(img, NULL, name, &err);
+        if (r < 0) {
+            if (r == -ENOENT || r == -ENOTSUP) {
+                vimg_error_free(err);
+                err = NULL;
+                cli_error("Could not delete snapshot '%s': snapshot not "
+                          "found", name);
+            } else {
+                cli_error_vimg(err, r, "Could not delete snapshot '%s': ",
+                               name);
+                err = NULL;
+            }
+            goto out;
+        }
+        break;
+    default:
+        break;
+    }
+    r = vimg_image_close(img, &err);
+    img = NULL;
+    if (r < 0) {
+        cli_error_vimg(err, r, NULL);
+        goto out;
+    }
+    rc = 0;
+
+out:
+    vimg_image_close(img, NULL);
+    cli_image_clear(&spec);
+    free(objects);
+    return rc;
+}
+
+const struct cli_command cmd_snapshot = {
+    .name = "snapshot",
+    .run = run_snapshot,
+    .synopsis = "snapshot [--object objectdef] [--image-opts] [-U] [-q] "
+                "[-l | -a snapshot | -c snapshot | -d snapshot] filename",
+    .help = snapshot_help,
+};
