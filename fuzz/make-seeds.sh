@@ -234,3 +234,204 @@ for f in "$here"/../tests/images/hostile/luks1/*.luks; do
     cp "$f" "$corpus/luks1-header/seed-hostile-$(basename "$f" .luks)"
 done
 du -sh "$corpus"/*
+
+# ==== qcow2 / qcow (v1) seeds for fuzz-qcow2-open and fuzz-qcow1-header ====
+# Small images from the real qemu-img / qemu-io (data written with
+# recognisable patterns), cut down where the whole file would be large.
+# LUKS-in-qcow2 seeds use password "pw"; the one made with vimg
+# (encrypt.iter-count=16) gets its master-key iterations rewritten to 16
+# (digest recomputed from the AF-merged master key) so it unlocks in
+# fuzzing builds, where PBKDF2 is capped at 16 iterations; qemu-io must
+# still read its data back (VIMG=path/to/vimg for that seed; it is
+# skipped when vimg is not found).
+qcow_seeds()
+{
+    local Q=$corpus/qcow2-open V=$corpus/qcow1-header w=$tmp/q
+    local vimg=${VIMG:-$here/../build/tools/vimg}
+    local sec=(--object secret,id=s0,data=pw)
+    mkdir -p "$Q" "$V" "$w"
+    rm -f "$Q"/seed-* "$V"/seed-*
+    qio() { qemu-io -f "$1" "${@:3}" "$2" >/dev/null; }
+    qio_luks() { local f=$1; shift
+        qemu-io "${sec[@]}" --image-opts \
+            "driver=qcow2,encrypt.key-secret=s0,file.filename=$f" "$@" >/dev/null; }
+    qio_aes() { local d=$1 f=$2; shift 2
+        qemu-io "${sec[@]}" --image-opts \
+            "driver=$d,encrypt.key-secret=s0,file.filename=$f" "$@" >/dev/null; }
+    seed2() { cp "$1" "$Q/seed-$2"; }
+    cut2() { head -c "$3" "$1" > "$Q/seed-$2"; }
+
+    # Plain images, several cluster sizes, v2 and v3.
+    local c
+    for c in 512 4096 65536; do
+        qemu-img create -q -f qcow2 -o cluster_size=$c "$w/c$c.qcow2" 1M
+        qio qcow2 "$w/c$c.qcow2" -c 'write -P 0x11 0 4k' -c 'write -P 0x22 512k 3k'
+        seed2 "$w/c$c.qcow2" "v3-c$c"
+    done
+    qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 "$w/v2.qcow2" 1M
+    qio qcow2 "$w/v2.qcow2" -c 'write -P 0x44 8k 8k'
+    seed2 "$w/v2.qcow2" v2-c4096
+    qemu-img create -q -f qcow2 -o cluster_size=2M "$w/c2m.qcow2" 64M
+    cut2 "$w/c2m.qcow2" v3-c2M.hdr 4096
+    qemu-img create -q -f qcow2 "$w/big.qcow2" 1P
+    cut2 "$w/big.qcow2" v3-1P.hdr 4096
+    # Zero clusters (v3 zero flag), lazy refcounts, refcount widths.
+    qemu-img create -q -f qcow2 -o cluster_size=4096,lazy_refcounts=on \
+        "$w/z.qcow2" 1M
+    qio qcow2 "$w/z.qcow2" -c 'write -P 0x55 0 16k' -c 'write -z 4k 8k' \
+        -c 'write -z 64k 64k'
+    seed2 "$w/z.qcow2" zero-lazy
+    for c in 1 64; do
+        qemu-img create -q -f qcow2 -o cluster_size=4096,refcount_bits=$c \
+            "$w/r$c.qcow2" 1M
+        qio qcow2 "$w/r$c.qcow2" -c 'write -P 0x66 4k 4k'
+        seed2 "$w/r$c.qcow2" refcount-bits-$c
+    done
+    # Extended L2 (needs >= 16 KiB clusters): subcluster writes.
+    qemu-img create -q -f qcow2 -o cluster_size=16384,extended_l2=on \
+        "$w/x.qcow2" 1M
+    qio qcow2 "$w/x.qcow2" -c 'write -P 0x77 0 1k' -c 'write -z 8k 2k' \
+        -c 'write -P 0x78 40k 512'
+    seed2 "$w/x.qcow2" extended-l2
+    # Compressed clusters, zlib and zstd.
+    head -c 65536 /dev/urandom > "$w/rand"
+    { python3 -c 'print("vimg fuzz seed compressible line\n" * 1986, end="")'
+      head -c 98 /dev/zero; cat "$w/rand"; } > "$w/src.raw"
+    qemu-img convert -q -c -O qcow2 -o cluster_size=4096 "$w/src.raw" "$w/cz.qcow2"
+    seed2 "$w/cz.qcow2" compressed-zlib
+    qemu-img convert -q -c -O qcow2 -o cluster_size=4096,compression_type=zstd \
+        "$w/src.raw" "$w/cs.qcow2"
+    seed2 "$w/cs.qcow2" compressed-zstd
+    # Internal snapshots and persistent bitmaps.
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$w/s.qcow2" 1M
+    qio qcow2 "$w/s.qcow2" -c 'write -P 0x12 0 8k'
+    qemu-img snapshot -c first "$w/s.qcow2"
+    qio qcow2 "$w/s.qcow2" -c 'write -P 0x13 4k 8k'
+    qemu-img snapshot -c second "$w/s.qcow2"
+    seed2 "$w/s.qcow2" snapshots
+    qemu-img create -q -f qcow2 -o cluster_size=4096 "$w/b.qcow2" 1M
+    qemu-img bitmap --add "$w/b.qcow2" bm0
+    qemu-img bitmap --add -g 65536 "$w/b.qcow2" bm1
+    qio qcow2 "$w/b.qcow2" -c 'write -P 0x21 0 4k'
+    seed2 "$w/b.qcow2" bitmaps
+    # Backing files: a name that does not exist, and the image itself
+    # (the fuzz targets name their input img.qcow2: a loop).
+    qemu-img create -q -f qcow2 -u -b missing.raw -F raw -o cluster_size=4096 \
+        "$w/o1.qcow2" 1M
+    seed2 "$w/o1.qcow2" backing-missing
+    qemu-img create -q -f qcow2 -u -b img.qcow2 -F qcow2 -o cluster_size=4096 \
+        "$w/o2.qcow2" 1M
+    seed2 "$w/o2.qcow2" backing-self
+    # Legacy AES (crypt_method 1): the password is the key.
+    qemu-img create -q -f qcow2 "${sec[@]}" \
+        -o encrypt.format=aes,encrypt.key-secret=s0,cluster_size=4096 "$w/aes.qcow2" 1M
+    qio_aes qcow2 "$w/aes.qcow2" -c 'write -P 0x31 0 6k'
+    seed2 "$w/aes.qcow2" aes
+    # LUKS made by qemu-img: only the first 64 KiB (header, FDE pointer,
+    # LUKS header; key material cut off).
+    # (On a loaded machine qemu's calibration can fail with "Unable to get
+    # accurate CPU usage": try again.)
+    local try
+    for try in 1 2 3 4 5; do
+        qemu-img create -q -f qcow2 "${sec[@]}" \
+            -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10,cluster_size=4096 \
+            "$w/lq.qcow2" 1M && break
+        [ $try -lt 5 ] || exit 1
+    done
+    cut2 "$w/lq.qcow2" luks-qemu.hdr 65536
+    # LUKS with 16 iterations (unlocks in fuzzing builds), with data.
+    if [ -x "$vimg" ]; then
+        "$vimg" create -q -f qcow2 "${sec[@]}" \
+            -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-count=16,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,cluster_size=4096 \
+            "$w/l16.qcow2" 1M 2>/dev/null
+        qio_luks "$w/l16.qcow2" -c 'write -P 0x5a 0 8k' -c 'write -z 16k 4k' \
+            -c 'write -P 0x33 64k 4k'
+        python3 - "$w/l16.qcow2" 16 <<'PY'
+# Rewrite the master-key iterations of the LUKS header that the FDE
+# extension of a qcow2 image points at (password "pw", slot 0, aes).
+import hashlib, struct, sys
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+path, new_iters = sys.argv[1], int(sys.argv[2])
+img = bytearray(open(path, "rb").read())
+pos = struct.unpack(">I", img[100:104])[0]
+base = None
+while pos + 8 <= 1 << struct.unpack(">I", img[20:24])[0]:
+    t, ln = struct.unpack(">II", img[pos:pos + 8])
+    if t == 0:
+        break
+    if t == 0x0537BE77:
+        base = struct.unpack(">Q", img[pos + 8:pos + 16])[0]
+    pos += 8 + (ln + 7) // 8 * 8
+h = img[base:base + 592]
+assert h[:6] == b"LUKS\xba\xbe"
+mode = h[40:72].rstrip(b"\0").decode()
+hname = h[72:104].rstrip(b"\0").decode()
+kb = struct.unpack(">I", h[108:112])[0]
+mksalt = bytes(h[132:164])
+active, it = struct.unpack(">II", h[208:216])
+salt = bytes(h[216:248])
+koff, stripes = struct.unpack(">II", h[248:256])
+assert mode.startswith("cbc-essiv:") and active == 0x00AC71F3
+skey = hashlib.pbkdf2_hmac(hname, b"pw", salt, it, kb)
+n = -(-kb * stripes // 512) * 512
+mat = bytes(img[base + koff * 512:base + koff * 512 + n])
+ek = hashlib.new(mode[10:], skey).digest()
+out = b""
+for i in range(0, n, 512):
+    e = Cipher(algorithms.AES(ek), modes.ECB()).encryptor()
+    iv = e.update(struct.pack("<Q", i // 512) + bytes(8)) + e.finalize()
+    d = Cipher(algorithms.AES(skey), modes.CBC(iv)).decryptor()
+    out += d.update(mat[i:i + 512]) + d.finalize()
+mat = out[:kb * stripes]
+def diffuse(d):
+    hl = hashlib.new(hname).digest_size
+    o = b""
+    for j in range(0, len(d), hl):
+        ch = d[j:j + hl]
+        o += hashlib.new(hname, struct.pack(">I", j // hl) + ch).digest()[:len(ch)]
+    return o
+d = bytes(kb)
+for i in range(stripes - 1):
+    d = diffuse(bytes(a ^ b for a, b in zip(d, mat[i * kb:(i + 1) * kb])))
+mk = bytes(a ^ b for a, b in zip(d, mat[(stripes - 1) * kb:]))
+old = struct.unpack(">I", h[164:168])[0]
+assert hashlib.pbkdf2_hmac(hname, mk, mksalt, old, 20) == bytes(h[112:132])
+img[base + 112:base + 132] = hashlib.pbkdf2_hmac(hname, mk, mksalt, new_iters, 20)
+img[base + 164:base + 168] = struct.pack(">I", new_iters)
+open(path, "wb").write(img)
+PY
+        qio_luks "$w/l16.qcow2" -c 'read -P 0x5a 0 8k' -c 'read -P 0x33 64k 4k' ||
+            { echo "lowiter qcow2 seed does not read back in qemu-io" >&2; exit 1; }
+        seed2 "$w/l16.qcow2" luks-lowiter
+    else
+        echo "make-seeds: $vimg not found, no luks-lowiter qcow2 seed" >&2
+    fi
+
+    # qcow (v1): default geometry, encrypted, compressed, backing, large.
+    qemu-img create -q -f qcow "$w/v1.qcow" 1M
+    qio qcow "$w/v1.qcow" -c 'write -P 0x41 0 6k' -c 'write -P 0x42 600k 512'
+    cp "$w/v1.qcow" "$V/seed-default"
+    qemu-img create -q -f qcow "${sec[@]}" \
+        -o encrypt.format=aes,encrypt.key-secret=s0 "$w/v1a.qcow" 1M
+    qio_aes qcow "$w/v1a.qcow" -c 'write -P 0x43 4k 5k'
+    cp "$w/v1a.qcow" "$V/seed-aes"
+    # (qemu-img 7.2 convert -c -O qcow fails with status 1 and no message;
+    # qemu-io write -c works.)
+    qemu-img create -q -f qcow "$w/v1c.qcow" 1M
+    qio qcow "$w/v1c.qcow" -c 'write -c -P 0x61 0 4k' -c 'write -c -P 0x62 8k 4k'
+    cp "$w/v1c.qcow" "$V/seed-compressed"
+    qemu-img create -q -f qcow -u -b missing.raw -F raw "$w/v1b.qcow" 1M
+    cp "$w/v1b.qcow" "$V/seed-backing"
+    qemu-img create -q -f qcow "$w/v1big.qcow" 1T
+    head -c 4096 "$w/v1big.qcow" > "$V/seed-1T.hdr"
+    # The hostile images of tests/images/hostile/ reach the header checks.
+    local f
+    for f in "$here"/../tests/images/hostile/qcow2/*.qcow2; do
+        [ -e "$f" ] && cp "$f" "$Q/seed-hostile-$(basename "$f" .qcow2)"
+    done
+    for f in "$here"/../tests/images/hostile/qcow1/*.qcow; do
+        [ -e "$f" ] && cp "$f" "$V/seed-hostile-$(basename "$f" .qcow)"
+    done
+    du -sh "$Q" "$V"
+}
+qcow_seeds

@@ -256,6 +256,8 @@ struct vimg_copy_params {
     bool target_has_zero_init;/* target reads zero where never written    */
     vimg_progress_fn progress;
     void *progress_opaque;
+    bool compress;            /* -c: data through
+                                 vimg_image_pwrite_compressed()           */
 };
 
 /**
@@ -319,6 +321,31 @@ typedef int (*vimg_map_fn)(void *opaque, const struct vimg_map_entry *entry);
  */
 VIMG_API int vimg_map(struct vimg_image *img, uint64_t start, uint64_t len,
                       vimg_map_fn fn, void *opaque, struct vimg_error **errp);
+
+/**
+ * vimg_image_amend - qemu-img amend: change options of an open image.  For
+ * LUKS (raw "luks", and qcow2 with the "encrypt." prefix) these manage key
+ * slots: state=active|inactive, new-secret=ID, old-secret=ID, keyslot=N,
+ * iter-time=MS (vimg also takes iter-count=N, explicit PBKDF2 iterations).
+ * Adding writes the new slot's key material before the header that
+ * activates it; erasing rewrites the header before destroying the
+ * material, so a crash at any point leaves the image openable with the old
+ * passphrases (and, after an add, possibly the new one as well).
+ * @img: a read-write handle opened with its key (key-secret /
+ *   encrypt.key-secret), so the master key is available.
+ * @opts: the -o options; every key must be an amend option of the format.
+ * @secrets: where new-secret / old-secret ids are looked up.
+ * @force: allow overwriting an active slot and erasing the last active
+ *   one(s) (qemu-img amend --force).
+ * @errp: error out (may be NULL); messages are qemu-img's.
+ * Return: 0, -ENOTSUP ("Format driver 'F' does not support option
+ *   amendment"), -EBADF (read-only handle), -EINVAL (invalid option or
+ *   refused operation), -ENOENT (unknown secret), -ENOSPC (all slots in
+ *   use), -EIO ...
+ */
+VIMG_API int vimg_image_amend(struct vimg_image *img, struct vimg_opts *opts,
+                              struct vimg_secrets *secrets, bool force,
+                              struct vimg_error **errp);
 
 /**
  * vimg_measure - qemu-img measure: the file size a new image of @format
@@ -442,13 +469,13 @@ VIMG_API int vimg_image_make_empty(struct vimg_image *img,
                                    struct vimg_error **errp);
 
 /**
- * vimg_image_pwrite_compressed - write whole clusters compressed
- * (qemu-img convert -c).  @offset must be cluster aligned and @len a
- * multiple of the cluster size, except for a last cluster ending at the
- * virtual size.  Clusters that do not get smaller are written plainly.
+ * vimg_image_pwrite_compressed - like vimg_image_pwrite, but whole
+ * clusters are stored compressed (qemu-img convert -c).  Parts of clusters
+ * (a range not aligned to the cluster size; the last cluster ending at the
+ * virtual size counts as whole) and clusters that do not get smaller are
+ * written plainly, so callers should write cluster-aligned ranges.
  * Return: 0, -ENOTSUP ("Compression and encryption not supported at the
- *   same time", or a format without compression), -EINVAL (alignment),
- *   -EBADF, -EIO.
+ *   same time", or a format without compression), -EBADF, -EIO.
  */
 VIMG_API int vimg_image_pwrite_compressed(struct vimg_image *img,
                                           const void *buf, size_t len,

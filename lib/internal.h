@@ -217,6 +217,17 @@ struct vimg_format_ops {
                           struct vimg_error **errp);
     int (*snapshot_load)(struct vimg_image *img, const char *id,
                          const char *name, struct vimg_error **errp);
+    /**
+     * amend - qemu-img amend: change the options in @opts (qemu's amend
+     * option names, e.g. "state"/"new-secret" for luks, "encrypt.state"
+     * for qcow2) on a read-write handle opened with its key.  Unknown keys
+     * are the format's to reject ("Invalid parameter 'K'").  @force allows
+     * destructive changes (qemu-img amend --force).  NULL: the format
+     * cannot amend ("Format driver 'F' does not support option amendment").
+     */
+    int (*amend)(struct vimg_image *img, struct vimg_opts *opts,
+                 struct vimg_secrets *secrets, bool force,
+                 struct vimg_error **errp);
 };
 
 /**

@@ -452,7 +452,7 @@ run_convert(int argc, char **argv)
         cli_error("Unknown file format '%s'", out_fmt);
         goto out;
     }
-    if (compress) {
+    if (compress && strcmp(out_fmt, "qcow2") != 0) {
         cli_error("Compression not supported for this file format");
         goto out;
     }
@@ -487,6 +487,24 @@ run_convert(int argc, char **argv)
         if (r < 0) {
             cli_error_vimg(err, r, NULL);
             goto out;
+        }
+    }
+    {
+        /* qcow2-core: encryption vs -c, and the legacy AES warning. */
+        const char *ef = vimg_opts_get(copts, "encrypt.format");
+        const char *eo = vimg_opts_get(copts, "encryption");
+        bool enc_on = eo && strcmp(eo, "off") && strcmp(eo, "no") &&
+                      strcmp(eo, "false");
+
+        if (compress && !no_create && (ef || enc_on)) {
+            cli_error("Compression and encryption not supported at the same "
+                      "time");
+            goto out;
+        }
+        if (!no_create && ((ef && strcmp(ef, "aes") == 0) || enc_on)) {
+            fprintf(stderr, CLI_NAME ": warning: AES-CBC encryption "
+                    "(encrypt.format=aes) is insecure and only supported for "
+                    "compatibility; use encrypt.format=luks\n");
         }
     }
 
@@ -556,6 +574,7 @@ run_convert(int argc, char **argv)
     }
 
     params.sparse_size = sparse;
+    params.compress = compress;
     params.target_is_zero = tgt_is_zero;
     params.target_has_zero_init =
         created && strcmp(vimg_image_format(dst), "raw") == 0;

@@ -245,6 +245,19 @@ run_create(int argc, char **argv)
         }
     }
 
+    {
+        /* qcow2-core: the legacy AES warning. */
+        const char *ef = vimg_opts_get(parsed, "encrypt.format");
+        const char *eo = vimg_opts_get(parsed, "encryption");
+
+        if ((ef && strcmp(ef, "aes") == 0) ||
+            (eo && strcmp(eo, "off") && strcmp(eo, "no") &&
+             strcmp(eo, "false"))) {
+            fprintf(stderr, CLI_NAME ": warning: AES-CBC encryption "
+                    "(encrypt.format=aes) is insecure and only supported for "
+                    "compatibility; use encrypt.format=luks\n");
+        }
+    }
     if (!quiet) {
         print_formatting(filename, fmt, size, desc, parsed);
     }

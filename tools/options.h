@@ -45,6 +45,7 @@ struct cli_command {
     const char *help;
 };
 
+extern const struct cli_command cmd_amend;
 extern const struct cli_command cmd_create;
 extern const struct cli_command cmd_info;
 extern const struct cli_command cmd_convert;

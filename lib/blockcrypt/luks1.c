@@ -35,6 +35,7 @@
 #include "safemem.h"
 #include "blockcrypt/luks1.h"
 #include "blockcrypt/luks1-disk.h"
+#include "blockcrypt/luks1-priv.h"
 
 #define LUKS1_MIN_ITERATIONS 1000
 
@@ -45,19 +46,6 @@
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define LUKS1_FUZZ_MAX_ITERATIONS 1000
 #endif
-
-struct luks1 {
-    struct luks1_io io;
-    struct luks1_disk_header hdr;      /* host byte order, validated */
-    enum crypto_cipher_alg cipher;     /* one XTS half for xts */
-    enum crypto_cipher_mode mode;
-    enum crypto_ivgen_alg ivgen;
-    enum crypto_hash_alg ivgen_hash;   /* meaningful if has_ivgen_hash */
-    bool has_ivgen_hash;
-    enum crypto_hash_alg hash;
-    uint8_t *master_key;               /* safe memory, key_bytes; NULL if locked */
-    struct crypto_sector *sector;      /* payload cipher once unlocked */
-};
 
 /* ---- geometry ------------------------------------------------------------ */
 

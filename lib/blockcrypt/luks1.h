@@ -128,4 +128,100 @@ int luks1_decrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len);
 int luks1_info(const struct luks1 *l, struct json_object *obj,
                struct vimg_error **errp);
 
+/* ---- key slot management (luks1-keyslot.c) ------------------------------ */
+
+struct vimg_opts;
+struct vimg_secrets;
+struct vimg_opt_desc;
+
+/**
+ * struct luks1_sync - how to make earlier writes durable (fdatasync of the
+ * file holding the header).  The slot functions below call it between the
+ * steps that must reach the disk in order.
+ * @opaque: passed to @flush.
+ * @flush: returns 0, or -errno with *errp set.
+ */
+struct luks1_sync {
+    void *opaque;
+    int (*flush)(void *opaque, struct vimg_error **errp);
+};
+
+/** luks1_keyslot_active - whether slot @slot (0..7) is active. */
+bool luks1_keyslot_active(const struct luks1 *l, int slot);
+
+/**
+ * luks1_keyslot_iterations - PBKDF2 iterations for a new slot on @l,
+ * calibrated to @iter_time_ms as qemu does (rate for key-length output
+ * times the time, at least 1000; 0 ms gives 1000).
+ * Return: 0, or -ERANGE with qemu's "PBKDF iterations N too large to
+ *   scale: ..." / "... larger than 4294967295" messages.
+ */
+int luks1_keyslot_iterations(const struct luks1 *l, int64_t iter_time_ms,
+                             uint32_t *out, struct vimg_error **errp);
+
+/**
+ * luks1_keyslot_check - whether @pw opens slot @slot of the unlocked @l
+ * (the slot's key material decrypts to the master key in use).
+ * Return: 1 match, 0 no match or inactive slot, <0 error (*errp set).
+ */
+int luks1_keyslot_check(struct luks1 *l, int slot, const char *pw,
+                        size_t pwlen, struct vimg_error **errp);
+
+/**
+ * luks1_keyslot_add - put @pw into slot @slot of the unlocked, writable @l:
+ * new random salt, @iterations PBKDF2 rounds, AF split of the master key,
+ * encryption with the slot key.  Crash-safe order: if the slot is active
+ * (a forced overwrite) it is first marked inactive in the header (flush);
+ * then the key material is written (flush); then the header with the slot
+ * active (flush).  A crash leaves either the old or the new slot set.
+ * Return: 0, -EACCES (locked handle), -EBADF (read-only), -EINVAL (slot
+ *   number), -errno from I/O.  On failure the in-memory header matches what
+ *   was last written.
+ */
+int luks1_keyslot_add(struct luks1 *l, int slot, const char *pw, size_t pwlen,
+                      uint32_t iterations, const struct luks1_sync *sync,
+                      struct vimg_error **errp);
+
+/**
+ * luks1_keyslot_erase - deactivate slot @slot of writable @l: header first
+ * (inactive, iterations 0, salt zeroed; flush), then its key material is
+ * overwritten with random data (flush).  Works on locked handles too.
+ * Return: 0 or -errno (*errp set).
+ */
+int luks1_keyslot_erase(struct luks1 *l, int slot,
+                        const struct luks1_sync *sync,
+                        struct vimg_error **errp);
+
+/**
+ * luks1_amend_check_opts - validate amend option keys the way qemu-img
+ * amend does, before anything else: keys are PREFIX + state, new-secret,
+ * old-secret, keyslot, iter-time (and vimg's iter-count); @other_amend
+ * lists further keys the format accepts (full names, NULL-terminated, may
+ * be NULL).  The first bad key, in the order given, fails with "Invalid
+ * parameter 'K'", "Parameter 'K' expects a number" or "Value 'V' is too
+ * large for parameter 'K'"; when every key would be valid as an amend or
+ * a creation option (@create_opts), "\nThis option is only supported for
+ * image creation" is appended, as qemu-img does.
+ * Return: 0 or -EINVAL.
+ */
+int luks1_amend_check_opts(const struct vimg_opts *opts, const char *prefix,
+                           const struct vimg_opt_desc *create_opts,
+                           const char *const *other_amend,
+                           struct vimg_error **errp);
+
+/**
+ * luks1_amend - qemu's LUKS keyslot amendment (qemu-facts.md 5.8): takes
+ * PREFIX + state (active|inactive, required), new-secret, old-secret,
+ * keyslot, iter-time and iter-count from @opts and adds or erases slots of
+ * the unlocked, writable @l, with qemu's checks, order and messages.
+ * @prefix: "" for raw luks, "encrypt." for qcow2.
+ * @secrets: where new-secret / old-secret ids are looked up.
+ * @force: allow overwriting an active slot and erasing the last one(s).
+ * Return: 0, -EINVAL (refusals), -ENOENT (unknown secret), -ENOSPC (all
+ *   slots in use), -ERANGE (calibration), -errno from I/O.
+ */
+int luks1_amend(struct luks1 *l, struct vimg_opts *opts, const char *prefix,
+                struct vimg_secrets *secrets, bool force,
+                const struct luks1_sync *sync, struct vimg_error **errp);
+
 #endif /* VIMG_LUKS1_H */

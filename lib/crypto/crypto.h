@@ -166,4 +166,26 @@ int crypto_afsplit(enum crypto_hash_alg h, size_t blocksize, uint32_t stripes,
 int crypto_afmerge(enum crypto_hash_alg h, size_t blocksize, uint32_t stripes,
                    const uint8_t *in, uint8_t *out);
 
+/* ---- Argon2 (argon2.c; RFC 9106, version 0x13) ---- */
+enum crypto_argon2_type {
+    CRYPTO_ARGON2D, CRYPTO_ARGON2I, CRYPTO_ARGON2ID
+};
+
+#define CRYPTO_ARGON2_MAX_MEMORY_KIB (4u * 1024 * 1024)   /* 4 GiB, as LUKS2 */
+#define CRYPTO_ARGON2_MAX_LANES 16
+
+/**
+ * crypto_argon2 - Argon2d/i/id of @pw with @salt (>= 8 bytes), optional
+ * @secret (K) and associated data @ad (X), @t_cost passes over @m_cost_kib
+ * KiB in @lanes lanes, writing @outlen (>= 4) bytes to @out.
+ * Return: 0; -EINVAL for parameters out of range (t_cost 0, lanes 0 or
+ * > CRYPTO_ARGON2_MAX_LANES, memory < 8 * lanes or
+ * > CRYPTO_ARGON2_MAX_MEMORY_KIB); -ENOMEM; -EIO on a backend failure.
+ */
+int crypto_argon2(enum crypto_argon2_type type, const void *pw, size_t pwlen,
+                  const void *salt, size_t saltlen, const void *secret,
+                  size_t secretlen, const void *ad, size_t adlen,
+                  uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes,
+                  uint8_t *out, size_t outlen);
+
 #endif /* VIMG_CRYPTO_H */

@@ -152,17 +152,18 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         goto fail;
     }
     s->payload = luks1_payload_offset(s->luks);
-    end = lseek(img->fd, 0, SEEK_END);
-    if (end < 0 || (uint64_t)end < s->payload) {
-        r = vimg_error_set(errp, -EIO, "Could not refresh total sector "
-                           "count: Input/output error");
-        goto fail;
-    }
+    /* qemu unlocks (and sets up the cipher) before it sizes the payload. */
     if (!no_io) {
         r = luks1_unlock(s->luks, pw, pwlen, errp);
         if (r < 0) {
             goto fail;
         }
+    }
+    end = lseek(img->fd, 0, SEEK_END);
+    if (end < 0 || (uint64_t)end < s->payload) {
+        r = vimg_error_set(errp, -EIO, "Could not refresh total sector "
+                           "count: Input/output error");
+        goto fail;
     }
     safe_free(pw);
     /* Whole sectors only: the data path works on 512-byte units. */
@@ -609,6 +610,30 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
     return 0;
 }
 
+/* ---- amend: key slots (lib/blockcrypt/luks1-keyslot.c) ------------------- */
+
+static int
+luks_amend_flush(void *opaque, struct vimg_error **errp)
+{
+    return luks_flush(opaque, errp);
+}
+
+static int
+luks_amend(struct vimg_image *img, struct vimg_opts *opts,
+           struct vimg_secrets *secrets, bool force, struct vimg_error **errp)
+{
+    struct luks_state *s = img->priv;
+    struct luks1_sync sync = { .opaque = img, .flush = luks_amend_flush };
+    int r;
+
+    r = luks1_amend_check_opts(opts, "", vimg_format_luks.create_opts, NULL,
+                               errp);
+    if (r < 0) {
+        return r;
+    }
+    return luks1_amend(s->luks, opts, "", secrets, force, &sync, errp);
+}
+
 /* qemu-img create -f luks -o help FILE, in creation-description order
  * (the order of qemu's "Formatting ..." line), plus vimg's iter-count. */
 static const struct vimg_opt_desc luks_create_opts[] = {
@@ -652,4 +677,5 @@ const struct vimg_format_ops vimg_format_luks = {
     .block_status = luks_block_status,
     .info = luks_info,
     .measure = luks_measure,
+    .amend = luks_amend,
 };

@@ -474,7 +474,7 @@ add_pending_free(struct qcow2_state *s, uint64_t desc,
 
 static int
 read_host(struct vimg_image *img, void *buf, size_t len, uint64_t host,
-          struct vimg_error **errp)
+          uint64_t guest, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
     int r = full_pread(img->fd, buf, len, host);
@@ -485,6 +485,9 @@ read_host(struct vimg_image *img, void *buf, size_t len, uint64_t host,
     }
     if (s->luks) {
         return qcow2_decrypt(s, host, buf, len, errp);
+    }
+    if (s->aes) {
+        return qcow2_aes_crypt(s, false, guest, buf, len, errp);
     }
     return 0;
 }
@@ -555,7 +558,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
                 }
                 n += n2;
             }
-            r = read_host(img, p, n, host, errp);
+            r = read_host(img, p, n, host, off, errp);
             if (r < 0) {
                 return r;
             }
@@ -647,15 +650,15 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
  * Encrypted images encrypt a copy with IV sector = host offset / 512.
  */
 static int
-write_unit(struct vimg_image *img, uint64_t host, size_t size,
+write_unit(struct vimg_image *img, uint64_t host, uint64_t guest, size_t size,
            const uint8_t *base, size_t in, const uint8_t *src, size_t n,
            struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
     const uint8_t *out;
-    int r;
+    int r = 0;
 
-    if (!s->luks && src && in == 0 && n == size) {
+    if (!s->luks && !s->aes && src && in == 0 && n == size) {
         out = src;              /* whole unit from the caller: no copy */
     } else {
         if (base) {
@@ -670,9 +673,11 @@ write_unit(struct vimg_image *img, uint64_t host, size_t size,
         }
         if (s->luks) {
             r = qcow2_encrypt(s, host, s->bounce, size, errp);
-            if (r < 0) {
-                return r;
-            }
+        } else if (s->aes) {
+            r = qcow2_aes_crypt(s, true, guest, s->bounce, size, errp);
+        }
+        if (r < 0) {
+            return r;
         }
         out = s->bounce;
     }
@@ -737,7 +742,8 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
         if (r < 0) {
             return r;
         }
-        r = write_unit(img, host, s->cluster_size, s->dbuf, in, src, n, errp);
+        r = write_unit(img, host, off - in, s->cluster_size, s->dbuf, in, src,
+                       n, errp);
         if (r < 0) {
             return r;
         }
@@ -787,7 +793,8 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
             const uint8_t *base = NULL;
 
             if (!fresh && (bm & (1ULL << sc))) {
-                r = write_unit(img, host + a, b - a, NULL, 0, piece, b - a,
+                r = write_unit(img, host + a, off - in + a, b - a, NULL, 0,
+                               piece, b - a,
                                errp);
             } else {
                 if (!(bm & (1ULL << (32 + sc))) && b - a < scs) {
@@ -798,7 +805,8 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
                         return r;
                     }
                 }
-                r = write_unit(img, host + (uint64_t)sc * scs, scs, base,
+                r = write_unit(img, host + (uint64_t)sc * scs,
+                               off - in + (uint64_t)sc * scs, scs, base,
                                a - (size_t)sc * scs, piece, b - a, errp);
             }
             if (r < 0) {
@@ -813,7 +821,7 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
 
     if (!fresh && !((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3)) {
         /* Data in place. */
-        return write_unit(img, host + in, n, NULL, 0, src, n, errp);
+        return write_unit(img, host + in, off, n, NULL, 0, src, n, errp);
     }
     /* New cluster: backing data (or zeroes) around the data; a zero
      * cluster: zeroes. */
@@ -827,7 +835,8 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
                 return r;
             }
         }
-        r = write_unit(img, host, s->cluster_size, base, in, src, n, errp);
+        r = write_unit(img, host, off - in, s->cluster_size, base, in, src, n,
+                       errp);
     }
     if (r < 0) {
         return r;
@@ -1282,11 +1291,6 @@ qcow2_pwrite_compressed(struct vimg_image *img, const void *buf, size_t len,
         return vimg_error_set(errp, -ENOTSUP, "Compression and encryption "
                               "not supported at the same time");
     }
-    if (qcow2_offset_into_cluster(s, off) ||
-        (len % cs && off + len != img->size)) {
-        return vimg_error_set(errp, -EINVAL, "Compressed writes must cover "
-                              "whole clusters");
-    }
     pad = malloc(cs);
     out = malloc(cs);
     if (!pad || !out) {
@@ -1295,13 +1299,20 @@ qcow2_pwrite_compressed(struct vimg_image *img, const void *buf, size_t len,
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     while (len > 0 && r == 0) {
-        size_t n = MIN(len, cs);
+        size_t n = (size_t)MIN((uint64_t)len,
+                               cs - qcow2_offset_into_cluster(s, off));
         const uint8_t *in = p;
         uint64_t idx = qcow2_l2_index(s, off), desc, bm, coff, nsec;
         struct qcow2_table *t;
         unsigned x = 62 - (s->cluster_bits - 8);
         ssize_t clen;
 
+        if (n < cs && (qcow2_offset_into_cluster(s, off) ||
+                       off + n != img->size)) {
+            /* Part of a cluster: written as it is. */
+            r = write_cluster(img, off, p, n, errp);
+            goto next;
+        }
         if (n < cs) {
             memcpy(pad, p, n);
             memset(pad + n, 0, cs - n);

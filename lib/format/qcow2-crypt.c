@@ -11,8 +11,11 @@
  * Guest data is encrypted per 512-byte sector with IV sector = HOST file
  * offset / 512 of the data (not the guest offset).
  *
- * crypt_method 1 (legacy AES) is recognised for metadata-only opens
- * (info) and refused for I/O in this increment.
+ * crypt_method 1 (legacy AES, lib/blockcrypt/qcowaes.c): the passphrase
+ * is the AES-128 key; sectors are encrypted with IV sector = GUEST offset
+ * / 512.  No header extension may exist, there is no key check (a wrong
+ * passphrase reads garbage, as in qemu).  It is created only on explicit
+ * request (encrypt.format=aes or encryption=on); the CLI warns then.
  */
 #include "config.h"
 
@@ -22,6 +25,7 @@
 
 #include <json-c/json.h>
 
+#include "blockcrypt/qcowaes.h"
 #include "bytes.h"
 #include "crypto/crypto.h"
 #include "internal.h"
@@ -123,12 +127,21 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
                                   "Header reported 'aes' encryption format but "
                                   "options specify '%s'", fmt);
         }
-        if (!no_io) {
-            return vimg_error_set(errp, -ENOTSUP,
-                                  "AES-encrypted qcow2 images are not "
-                                  "supported yet");
+        if (no_io) {
+            return 0;
         }
-        return 0;
+        if (!key_id) {
+            return vimg_error_set(errp, -EINVAL,
+                                  "Parameter 'encrypt.key-secret' is required "
+                                  "for cipher");
+        }
+        r = get_password(secrets, key_id, &pw, &pwlen, errp);
+        if (r < 0) {
+            return r;
+        }
+        r = qcowaes_new(pw, pwlen, &s->aes, errp);
+        safe_free(pw);
+        return r;
     default:
         break;
     }
@@ -174,6 +187,32 @@ qcow2_crypt_close(struct qcow2_state *s)
 {
     luks1_free(s->luks);
     s->luks = NULL;
+    qcowaes_free(s->aes);
+    s->aes = NULL;
+}
+
+int
+qcow2_aes_crypt(struct qcow2_state *s, bool enc, uint64_t guest, void *buf,
+                size_t len, struct vimg_error **errp)
+{
+    int r;
+
+    if (!s->aes) {
+        return vimg_error_set(errp, -EACCES, "The image is not unlocked");
+    }
+    if (guest % 512 || len % 512) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Unaligned encrypted I/O at guest offset %#"
+                              PRIx64, guest);
+    }
+    r = enc ? qcowaes_encrypt(s->aes, guest / 512, buf, len)
+            : qcowaes_decrypt(s->aes, guest / 512, buf, len);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not %s data at guest offset %#"
+                              PRIx64 ": %s", enc ? "encrypt" : "decrypt",
+                              guest, strerror(-r));
+    }
+    return 0;
 }
 
 /* ---- data -------------------------------------------------------------------- */
@@ -298,9 +337,25 @@ qcow2_crypt_parse_create_opts(struct vimg_opts *opts,
         return 0;
     }
     if (strcmp(fmt, "aes") == 0) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "AES encryption (encrypt.format=aes) is not "
-                              "supported yet");
+        /* Only the key: LUKS parameters are unknown to the aes driver. */
+        for (i = 0; i < ARRAY_SIZE(luks_keys); i++) {
+            if (vimg_opts_get(opts, luks_keys[i])) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "Parameter '%s' is unexpected",
+                                      luks_keys[i]);
+            }
+        }
+        if (!key_id) {
+            return vimg_error_set(errp, -EINVAL,
+                                  "Parameter 'encrypt.key-secret' is required "
+                                  "for cipher");
+        }
+        r = get_password(secrets, key_id, &p->pw, &p->pwlen, errp);
+        if (r < 0) {
+            return r;
+        }
+        p->method = QCOW2_CRYPT_AES;
+        return 0;
     }
     if (strcmp(fmt, "luks") != 0) {
         return vimg_error_set(errp, -EINVAL,
@@ -387,6 +442,24 @@ qcow2_crypt_create(struct vimg_image *img, const struct qcow2_crypt_params *p,
     uint64_t payload, off, n;
     struct luks1 *l = NULL;
     int r;
+
+    if (p->method == QCOW2_CRYPT_AES) {
+        /* Only the header field: no extension, no extra clusters. */
+        s->hdr.crypt_method = QCOW2_CRYPT_AES;
+        r = qcow2_metadata_flush(img, errp);
+        if (r == 0) {
+            r = qcow2_rewrite_header(img, errp);
+        }
+        if (r == 0) {
+            r = qcowaes_new(p->pw, p->pwlen, &s->aes, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+        img->encrypted = true;
+        img->alignment = 512;
+        return 0;
+    }
 
     r = luks1_payload_bytes(&p->luks, &payload, errp);
     if (r < 0) {

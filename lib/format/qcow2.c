@@ -15,8 +15,8 @@
  * the image is opened and grown to its size, which puts the L1 table at
  * cluster 3; LUKS encryption is set up last (region at cluster 4).
  *
- * Not supported yet (clear errors): backing files, external data files,
- * legacy AES data I/O, writes to clusters shared with internal snapshots,
+ * Not supported yet (clear errors): external data files,
+ * writes to clusters shared with internal snapshots (see qcow2-snapshot.c),
  * preallocation other than "off", shrinking.
  */
 #include "config.h"
@@ -1442,7 +1442,7 @@ qcow2_create(int fd, const char *filename, uint64_t size,
                 }
             }
         }
-        if (r == 0 && cp.method == QCOW2_CRYPT_LUKS) {
+        if (r == 0 && cp.method != QCOW2_CRYPT_NONE) {
             r = qcow2_crypt_create(&tmp, &cp, errp);
         }
         if (r == 0) {
@@ -1536,4 +1536,5 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_apply = qcow2_snapshot_apply,
     .snapshot_load = qcow2_snapshot_load,
+    .amend = qcow2_amend,
 };

@@ -288,7 +288,7 @@ int qcow2_write_zeroes(struct vimg_image *img, uint64_t off, uint64_t len,
 
 /* Encryption requested at creation time (parsed before anything is written). */
 struct qcow2_crypt_params {
-    uint32_t method;                    /* QCOW2_CRYPT_NONE or _LUKS */
+    uint32_t method;                    /* QCOW2_CRYPT_NONE, _AES or _LUKS */
     struct luks1_create_params luks;
     char *pw;                           /* safe memory, NUL-terminated */
     size_t pwlen;
@@ -377,7 +377,8 @@ int qcow2_set_backing(struct vimg_image *img, const char *name,
 /**
  * qcow2_pwrite_compressed - write whole clusters compressed (zlib raw
  * deflate window 12 or zstd), falling back to a plain write for a cluster
- * that does not shrink; the last cluster may be partial at the image end.
+ * that does not shrink and for parts of clusters (the last cluster of the
+ * image, ending at the virtual size, counts as whole).
  */
 int qcow2_pwrite_compressed(struct vimg_image *img, const void *buf,
                             size_t len, uint64_t off,
@@ -462,6 +463,20 @@ int qcow2_snapshot_cow_write(struct vimg_image *img, uint64_t off,
  */
 int qcow2_snapshot_cow_zero(struct vimg_image *img, uint64_t off, size_t n,
                             struct vimg_error **errp);
+
+/**
+ * qcow2_aes_crypt - legacy AES (crypt_method 1) en/decryption in place;
+ * IV sector = @guest / 512 (the GUEST offset, qemu-facts.md 1.7).
+ */
+int qcow2_aes_crypt(struct qcow2_state *s, bool enc, uint64_t guest,
+                    void *buf, size_t len, struct vimg_error **errp);
+
+/* ---- qcow2-amend.c ---- */
+
+/** qcow2_amend - the amend callback: the encrypt.* (LUKS key slot) options. */
+int qcow2_amend(struct vimg_image *img, struct vimg_opts *opts,
+                struct vimg_secrets *secrets, bool force,
+                struct vimg_error **errp);
 
 extern const struct vimg_format_ops vimg_format_qcow2;
 

@@ -154,6 +154,16 @@ write_zero_run(struct copy_job *j, const struct vimg_copy_params *p,
     return vimg_image_zero(j->dst, off, len, VIMG_ZERO_MAY_UNMAP, errp);
 }
 
+/* One data write: compressed with params->compress (convert -c). */
+static int
+dst_write(const struct vimg_copy_params *p, struct vimg_image *dst,
+          const uint8_t *buf, size_t len, uint64_t off,
+          struct vimg_error **errp)
+{
+    return p->compress ? vimg_image_pwrite_compressed(dst, buf, len, off, errp)
+                       : vimg_image_pwrite(dst, buf, len, off, errp);
+}
+
 /* Write one data buffer, leaving out zero granules when -S allows it. */
 static int
 write_data(struct copy_job *j, const struct vimg_copy_params *p,
@@ -171,7 +181,7 @@ write_data(struct copy_job *j, const struct vimg_copy_params *p,
      */
     if (g == 0 || (vimg_image_encrypted(j->dst) && !p->target_is_zero &&
                    !p->target_has_zero_init)) {
-        return vimg_image_pwrite(j->dst, buf, (size_t)len, off, errp);
+        return dst_write(p, j->dst, buf, (size_t)len, off, errp);
     }
     g = ROUND_UP(g, (uint64_t)a);
 
@@ -186,7 +196,7 @@ write_data(struct copy_job *j, const struct vimg_copy_params *p,
         } else if (z != run_zero) {
             r = run_zero ? write_zero_run(j, p, off + run_start,
                                           pos - run_start, errp)
-                         : vimg_image_pwrite(j->dst, buf + run_start,
+                         : dst_write(p, j->dst, buf + run_start,
                                              (size_t)(pos - run_start),
                                              off + run_start, errp);
             if (r < 0) {
@@ -199,7 +209,7 @@ write_data(struct copy_job *j, const struct vimg_copy_params *p,
     }
     return run_zero ? write_zero_run(j, p, off + run_start, len - run_start,
                                      errp)
-                    : vimg_image_pwrite(j->dst, buf + run_start,
+                    : dst_write(p, j->dst, buf + run_start,
                                         (size_t)(len - run_start),
                                         off + run_start, errp);
 }
