@@ -1628,9 +1628,10 @@ cpu_ms(void)
 }
 
 /*
- * Argon2 cost for @ms: start at time 4 with the requested memory (at most
- * half the RAM), halve the memory while one run is too slow, then scale the
- * time cost to the target.
+ * Argon2 cost for p->iter_time_ms: one probe run (time 1 over at most
+ * 32 MiB) gives the cost of a KiB-pass; then keep the requested memory (at
+ * most half the RAM) and scale the time cost to the target, or, if even
+ * LUKS2_ARGON2_MIN_TIME passes over it are too slow, lower the memory.
  */
 static int
 calibrate_argon2(const struct luks2_create_params *p, uint32_t cpus,
@@ -1639,8 +1640,8 @@ calibrate_argon2(const struct luks2_create_params *p, uint32_t cpus,
     uint8_t salt[32] = { 0 }, out[32];
     uint64_t m = p->memory_kib ? p->memory_kib : LUKS2_ARGON2_DEFAULT_MEMORY;
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    double t0, dt = 0;
-    uint64_t t;
+    uint64_t probe_m, t;
+    double t0, per_kib_pass, target = (double)MAX(p->iter_time_ms, 1);
     int r;
 
     if (pages > 0 && psize > 0 &&
@@ -1648,25 +1649,24 @@ calibrate_argon2(const struct luks2_create_params *p, uint32_t cpus,
         m = (uint64_t)pages / 2 * (uint64_t)psize / 1024;
     }
     m = MAX(MIN(m, (uint64_t)CRYPTO_ARGON2_MAX_MEMORY_KIB),
-            (uint64_t)LUKS2_ARGON2_MIN_MEMORY);
-    for (;;) {
-        t0 = cpu_ms();
-        r = crypto_argon2(p->kdf == LUKS2_KDF_ARGON2I ? CRYPTO_ARGON2I
-                                                      : CRYPTO_ARGON2ID,
-                          "vimg", 4, salt, sizeof(salt), NULL, 0, NULL, 0,
-                          LUKS2_ARGON2_MIN_TIME, (uint32_t)m, cpus, out,
-                          sizeof(out));
-        if (r < 0) {
-            return vimg_error_errno(errp, r, "Unable to benchmark argon2");
-        }
-        dt = MAX(cpu_ms() - t0, 0.01);
-        if (dt <= p->iter_time_ms || m / 2 < LUKS2_ARGON2_MIN_MEMORY ||
-            m / 2 < 8 * cpus) {
-            break;
-        }
-        m /= 2;
+            MAX((uint64_t)LUKS2_ARGON2_MIN_MEMORY, 8 * (uint64_t)cpus));
+    probe_m = MIN(m, (uint64_t)32 * 1024);
+    t0 = cpu_ms();
+    r = crypto_argon2(p->kdf == LUKS2_KDF_ARGON2I ? CRYPTO_ARGON2I
+                                                  : CRYPTO_ARGON2ID,
+                      "vimg", 4, salt, sizeof(salt), NULL, 0, NULL, 0, 1,
+                      (uint32_t)probe_m, cpus, out, sizeof(out));
+    if (r < 0) {
+        return vimg_error_errno(errp, r, "Unable to benchmark argon2");
     }
-    t = (uint64_t)(LUKS2_ARGON2_MIN_TIME * (double)p->iter_time_ms / dt);
+    per_kib_pass = MAX(cpu_ms() - t0, 0.001) / (double)probe_m;
+    if (per_kib_pass * (double)m * LUKS2_ARGON2_MIN_TIME > target) {
+        m = (uint64_t)(target / (per_kib_pass * LUKS2_ARGON2_MIN_TIME));
+        m = MAX(m, MAX((uint64_t)LUKS2_ARGON2_MIN_MEMORY, 8 * (uint64_t)cpus));
+        t = LUKS2_ARGON2_MIN_TIME;
+    } else {
+        t = (uint64_t)(target / (per_kib_pass * (double)m));
+    }
     *t_out = (uint32_t)MIN(MAX(t, (uint64_t)LUKS2_ARGON2_MIN_TIME),
                            (uint64_t)UINT32_MAX);
     *m_out = (uint32_t)m;
