@@ -205,11 +205,20 @@ run_create(int argc, char **argv)
                       filename);
             goto out;
         }
-        r = cli_parse_size(osize, &size);
+        r = cli_parse_size_plus(osize, &size);
+        if (r == -ERANGE) {
+            cli_error("%s: Value '%s' is out of range for parameter 'size'",
+                      filename, osize);
+            goto out;
+        }
         if (r < 0 || size > INT64_MAX) {
+            /* qemu's hint lines follow the error, without a prefix. */
             cli_error("%s: Parameter 'size' expects a non-negative number "
                       "below 2^64",
                       filename);
+            fputs("Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                  "giga-, tera-, peta-\nand exabytes, respectively.\n",
+                  stderr);
             goto out;
         }
         have_size = true;
