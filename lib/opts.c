@@ -279,9 +279,12 @@ opts_take_bool(struct vimg_opts *o, const char *key, bool *out,
     if (!v) {
         return 0;
     }
-    if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) {
+    /* qemu's spellings (case-sensitive): on/yes/true/y, off/no/false/n */
+    if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") ||
+        !strcmp(v, "y")) {
         *out = true;
-    } else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) {
+    } else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false") ||
+               !strcmp(v, "n")) {
         *out = false;
     } else {
         return vimg_error_set(errp, -EINVAL,

@@ -78,4 +78,18 @@ rm -f rt.raw
 expect_ok "$VIMG" convert --object "$SECRET" --image-opts "$(luks_opts rt.luks)" -O raw rt.raw
 assert_same_file rt.raw data.raw "vimg round trip"
 echo "ok vimg round trip"
+# Sizes with a leading '+', typed -o values (y/n booleans too) and
+# --image-opts with a plain file name (a node reference in qemu).
+for args in "-f raw c1.raw +1M" "-f raw c1.raw ' +1.5k'" "-f raw c1.raw ++1M" \
+            "-f raw -o size=+2M c1.raw" "-f raw -o nocow=y c1.raw 1M" \
+            "-f raw -o nocow=n c1.raw 1M" "-f raw -o nocow=Y c1.raw 1M" \
+            "-f raw -o nocow=1 c1.raw 1M"; do
+    rm -f c1.raw
+    eval "same_as_qemu create $args"
+done
+for arg in nosuch c1.raw file=c1.raw driver=raw,file=c1.raw c1.raw,driver=raw; do
+    same_as_qemu info --image-opts "$arg"
+done
+echo "ok sizes with +, typed -o values, --image-opts node names"
+
 exit 0

@@ -1,37 +1,42 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# LUKS2 round trips with cryptsetup 2.6 on plain files (no root or
-# device-mapper needed), through tests/luks2-helper (lib/blockcrypt/luks2.c)
-# until the raw luks format creates LUKS2 itself:
-# (1) vimg-made headers (pbkdf2 / argon2id / argon2i keyslots, 512 and
+# LUKS2 through the raw luks format (`vimg create -f luks -o
+# encrypt.format=luks2`), against cryptsetup 2.6 on plain files (no root or
+# device-mapper needed):
+# (1) vimg-made volumes (pbkdf2 / argon2id / argon2i keyslots, 512 and
 #     4096-byte sectors, xts-plain64 and cbc-essiv): cryptsetup isLuks,
-#     luksDump (version 2, keyslot kdf), --dump-master-key gives vimg's key,
-#     open --test-passphrase accepts the password, luksAddKey works and vimg
-#     unlocks the new keyslot; a keyslot vimg adds opens in cryptsetup.
-# (2) data: vimg writes a pattern, `cryptsetup reencrypt` (userspace)
-#     decrypts it with vimg's key and re-encrypts it with a new one; vimg
-#     must read the pattern back through the new key.  cryptsetup-made
-#     images are covered by tests/unit/test-luks2.c (fixtures).
+#     luksDump (version 2, kdf, sector size, label), --dump-master-key and
+#     open --test-passphrase accept the password and refuse a wrong one;
+#     cryptsetup luksAddKey adds a keyslot that vimg opens; `vimg amend`
+#     adds one that cryptsetup opens; a wrong password fails with EPERM's
+#     message.
+# (2) data: vimg writes a pattern (convert) plus an unaligned patch (io,
+#     read-modify-write inside a 4096-byte sector), `cryptsetup reencrypt`
+#     (userspace) decrypts it with vimg's key and re-encrypts it with a new
+#     one; vimg must read the same bytes back through the new key.
+# (3) cryptsetup-made volumes (`cryptsetup reencrypt --encrypt` of a file
+#     with known plaintext): probed as luks, `vimg info` describes them,
+#     `vimg convert` reads the plaintext back.
 
 # shellcheck source=functions.sh
 source "${SRCDIR:-$(dirname "$0")}/functions.sh"
 
+requires_vimg
 requires cryptsetup
 requires python3
-H=${LUKS2_HELPER:-$BUILDDIR/tests/luks2-helper}
-[ -x "$H" ] || skip "luks2-helper not built"
 
 cd "$TEST_TMP" || exit 1
 printf 'pw-one' > pw1
 printf 'pw-two' > pw2
 printf 'pw-three' > pw3
+printf 'wrong' > pwx
+OBJS=(--object secret,id=s1,file=pw1 --object secret,id=s2,file=pw2
+      --object secret,id=s3,file=pw3 --object secret,id=sx,file=pwx)
 
-mk_hex()
+lopts()
 {
-    cryptsetup luksDump --dump-master-key --batch-mode --key-file "$2" "$1" |
-        awk '/^MK dump:/ { f = 1; sub(/^MK dump:/, ""); print; next }
-             f && /^[ \t]/ { print; next } { f = 0 }' | tr -d ' \t\n'
+    echo "driver=luks,key-secret=$2,file.filename=$1"
 }
 
 pattern()
@@ -39,6 +44,23 @@ pattern()
     python3 -c "
 import sys
 sys.stdout.buffer.write(bytes((x * 7 + (x >> 12)) & 0xff for x in range($1)))"
+}
+
+# patch FILE OFF LEN BYTE: overwrite LEN bytes at OFF with BYTE.
+patch()
+{
+    python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2]))
+f.write(bytes([int(sys.argv[4], 0)]) * int(sys.argv[3]))" "$@"
+}
+
+# vimg_read IMG SECRET OUT: the whole volume as raw through vimg.
+vimg_read()
+{
+    rm -f "$3"
+    expect_ok "$VIMG" convert "${OBJS[@]}" --image-opts "$(lopts "$1" "$2")" \
+        -O raw "$3"
 }
 
 n=0
@@ -51,52 +73,132 @@ for combo in "pbkdf2 512 xts" "argon2id 4096 xts" "argon2i 512 cbc-essiv" \
     what="$kdf/$ss/$cipher"
     size=$((256 * 1024))
 
-    key=$("$H" create "$img" pw-one "$kdf" "$ss" "$cipher" $size) ||
-        fail "$what: create"
+    o="key-secret=s1,encrypt.format=luks2,kdf=$kdf,sector-size=$ss,label=t$n"
+    if [ "$kdf" = pbkdf2 ]; then
+        o+=",iter-count=1000"
+    else
+        o+=",iter-count=4,memory=1024,parallel=1"
+    fi
+    if [ "$cipher" = cbc-essiv ]; then
+        o+=",cipher-mode=cbc,ivgen-alg=essiv"
+    fi
+    expect_ok "$VIMG" create -q -f luks "${OBJS[@]}" -o "$o" "$img" $size
     cryptsetup isLuks --type luks2 "$img" || fail "$what: isLuks"
     dump=$(cryptsetup luksDump "$img") || fail "$what: luksDump"
     grep -q '^Version:[[:space:]]*2' <<<"$dump" || fail "$what: version"
     grep -q "PBKDF:[[:space:]]*$kdf" <<<"$dump" || fail "$what: kdf in dump"
     grep -q "sector: $ss \[bytes\]" <<<"$dump" || fail "$what: sector size"
-    [ "$(mk_hex "$img" pw1)" = "$key" ] ||
-        fail "$what: cryptsetup's master key differs from vimg's"
+    grep -q "^Label:[[:space:]]*t$n\$" <<<"$dump" || fail "$what: label"
+    if [ "$cipher" = cbc-essiv ]; then
+        grep -q 'cipher: aes-cbc-essiv:sha256' <<<"$dump" ||
+            fail "$what: cipher in dump"
+    fi
+    cryptsetup luksDump --dump-master-key --batch-mode --key-file pw1 "$img" |
+        grep -q '^MK dump:' || fail "$what: --dump-master-key"
     cryptsetup open --test-passphrase --key-file pw1 "$img" ||
         fail "$what: cryptsetup rejects the password"
     if cryptsetup open --test-passphrase --key-file pw2 "$img" 2>/dev/null; then
         fail "$what: cryptsetup accepts a wrong password"
     fi
 
-    # cryptsetup adds a keyslot; vimg unlocks it.
+    # vimg's view: probed as luks, virtual size, LUKS2 info.
+    expect_ok "$VIMG" info --output=json "$img"
+    grep -q '"format": "luks"' "$LAST_OUT" || fail "$what: probe"
+    grep -q "\"virtual-size\": $size" "$LAST_OUT" || fail "$what: size"
+    grep -q '"format": "luks2"' "$LAST_OUT" || fail "$what: info data"
+    grep -q "\"sector-size\": $ss" "$LAST_OUT" || fail "$what: info sector"
+
+    # Wrong password: EPERM's message, exit 1.
+    expect_error 1 "Invalid password, cannot unlock any keyslot" \
+        "$VIMG" convert "${OBJS[@]}" --image-opts "$(lopts "$img" sx)" \
+        -O raw bad.raw
+
+    # Data: a pattern and an unaligned patch (read-modify-write).
+    pattern $size > plain
+    expect_ok "$VIMG" convert "${OBJS[@]}" -n -f raw plain \
+        --target-image-opts "$(lopts "$img" s1)"
+    expect_ok "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts "$img" s1)" \
+        -c 'write -P 0x5a 5000 300'
+    patch plain 5000 300 0x5a
+    vimg_read "$img" s1 out.raw
+    assert_same_file out.raw plain "$what: vimg read back"
+
+    # cryptsetup adds a keyslot; vimg reads through it.
     cryptsetup luksAddKey --batch-mode --pbkdf pbkdf2 \
         --pbkdf-force-iterations 1000 --key-file pw1 "$img" pw2 ||
         fail "$what: luksAddKey"
-    out=$("$H" key "$img" pw-two) || fail "$what: vimg unlock of cryptsetup's keyslot"
-    [ "$out" = "1 $key" ] || fail "$what: keyslot 1 key: $out"
+    vimg_read "$img" s2 out.raw
+    assert_same_file out.raw plain "$what: read via cryptsetup's keyslot 1"
     # vimg adds a keyslot; cryptsetup opens it.
-    out=$("$H" addkey "$img" pw-one pw-three) || fail "$what: vimg addkey"
-    [ "$out" = 2 ] || fail "$what: addkey slot $out"
+    expect_ok "$VIMG" amend "${OBJS[@]}" \
+        -o state=active,new-secret=s3,iter-count=1000 \
+        --image-opts "$(lopts "$img" s1)"
     cryptsetup open --test-passphrase --key-slot 2 --key-file pw3 "$img" ||
         fail "$what: cryptsetup rejects vimg's keyslot 2"
     cryptsetup luksDump "$img" | grep -q '^  2: luks2' ||
         fail "$what: keyslot 2 not in luksDump"
-    expect_rc=0
-    "$H" key "$img" wrong >/dev/null 2>&1 || expect_rc=$?
-    [ "$expect_rc" = 2 ] || fail "$what: wrong password exit $expect_rc (want 2, EPERM)"
+    expect_stderr "Erasing LUKS2 keyslots is not supported" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=2 \
+        --image-opts "$(lopts "$img" s1)"
 
-    # Data through cryptsetup's own cipher code.
-    pattern $size > plain
-    "$H" write "$img" pw-one < plain || fail "$what: write"
-    "$H" read "$img" pw-one | cmp - plain || fail "$what: vimg read back"
+    # cryptsetup re-encrypts vimg's data with a new volume key.
+    key=$(cryptsetup luksDump --dump-master-key --batch-mode --key-file pw1 \
+          "$img" | grep -A3 '^MK dump:')
     cryptsetup reencrypt --batch-mode --force-offline-reencrypt \
         --key-file pw1 --key-slot 0 \
         --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "$img" >/dev/null ||
         fail "$what: cryptsetup reencrypt"
-    newkey=$(mk_hex "$img" pw1)
+    newkey=$(cryptsetup luksDump --dump-master-key --batch-mode \
+             --key-file pw1 "$img" | grep -A3 '^MK dump:')
     [ -n "$newkey" ] && [ "$newkey" != "$key" ] || fail "$what: key not changed"
-    out=$("$H" key "$img" pw-one) || fail "$what: unlock after reencrypt"
-    [ "${out#* }" = "$newkey" ] || fail "$what: vimg key after reencrypt"
-    "$H" read "$img" pw-one | cmp - plain ||
-        fail "$what: data re-encrypted by cryptsetup differs"
+    vimg_read "$img" s1 out.raw
+    assert_same_file out.raw plain "$what: data re-encrypted by cryptsetup"
+    echo "ok: $what"
+done
+
+# ---- cryptsetup-made volumes -------------------------------------------------
+n=0
+for combo in "argon2id 4096 aes-xts-plain64" "pbkdf2 512 aes-cbc-essiv:sha256" \
+             "argon2i 2048 aes-cbc-plain64"; do
+    set -- $combo
+    kdf=$1 ss=$2 cipher=$3
+    img=cs$n.luks2
+    n=$((n + 1))
+    what="cryptsetup $kdf/$ss/$cipher"
+    pattern $((1024 * 1024)) > plain
+    cp plain "$img"
+    truncate -s $((33 * 1024 * 1024)) "$img"
+    if [ "$kdf" = pbkdf2 ]; then
+        kopt=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+    else
+        kopt=(--pbkdf "$kdf" --pbkdf-force-iterations 4 --pbkdf-memory 1024
+              --pbkdf-parallel 1)
+    fi
+    cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 32M \
+        --batch-mode "${kopt[@]}" --sector-size "$ss" --cipher "$cipher" \
+        --key-size 256 --key-file pw1 "$img" >/dev/null ||
+        fail "$what: cryptsetup reencrypt --encrypt"
+
+    expect_ok "$VIMG" info "$img"
+    grep -q '^file format: luks$' "$LAST_OUT" || fail "$what: not probed as luks"
+    grep -q '^    version: 2$' "$LAST_OUT" || fail "$what: info version"
+    # 33 MiB - 32 MiB reduction: 1 MiB of data plus 16 MiB of the former
+    # header area behind it (dynamic segment: to the end of the file).
+    grep -q '^virtual size: 17 MiB (17825792 bytes)$' "$LAST_OUT" ||
+        fail "$what: virtual size"
+    vimg_read "$img" s1 out.raw
+    head -c $((1024 * 1024)) out.raw | cmp - plain ||
+        fail "$what: vimg reads other data than cryptsetup encrypted"
+    # And vimg writes what cryptsetup reads: re-encrypt, read again.
+    expect_ok "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts "$img" s1)" \
+        -c 'write -P 0xc3 4096 8192'
+    patch plain 4096 8192 0xc3
+    cryptsetup reencrypt --batch-mode --force-offline-reencrypt \
+        --key-file pw1 "${kopt[@]}" "$img" >/dev/null ||
+        fail "$what: cryptsetup reencrypt"
+    vimg_read "$img" s1 out.raw
+    head -c $((1024 * 1024)) out.raw | cmp - plain ||
+        fail "$what: data after cryptsetup reencrypt"
     echo "ok: $what"
 done
 echo "PASS: $TEST_NAME"

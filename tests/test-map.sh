@@ -81,6 +81,33 @@ assert_eq "$(cat "$LAST_OUT")" \
     "Offset          Length          Mapped to       File" "luks human header"
 grep_last "File contains external, encrypted or compressed clusters." stderr
 
+# Backing chains: depth, present and zero follow qemu's walk down the chain
+# (a shorter backing image ends in "present": false, "zero": true at the
+# depth where the range ran out), and the human table names the layer the
+# data is in (relative names resolved against the referring image).
+mkdir -p ch/sub
+qemu-img create -q -f qcow2 ch/sub/b.qcow2 2M
+qemu-io -c 'write -P 1 0 512k' -c 'write -z 1M 128k' ch/sub/b.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b sub/b.qcow2 -F qcow2 ch/m.qcow2 3M
+qemu-io -c 'write -P 2 256k 64k' -c 'write -z 0 64k' -c 'write -P 5 2560k 64k' \
+    ch/m.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b m.qcow2 -F qcow2 ch/t.qcow2 5M
+qemu-io -c 'write -P 3 128k 64k' -c 'write -z 1024k 64k' -c 'write -P 4 4M 64k' \
+    ch/t.qcow2 >/dev/null
+qemu-img create -q -f raw ch/r.raw 1M
+qemu-io -f raw -c 'write -P 6 0 64k' ch/r.raw >/dev/null
+qemu-img create -q -f qcow2 -b r.raw -F raw ch/tr.qcow2 2M
+for img in ch/t.qcow2 ch/m.qcow2 ch/tr.qcow2; do
+    for o in human json; do
+        same_as_qemu map --output=$o "$img"
+        same_as_qemu map --output=$o -s 1536k -l 2M "$img"
+    done
+done
+expect_ok "$VIMG" map --output=json ch/t.qcow2
+grep_last '{ "start": 65536, "length": 65536, "depth": 2, "present": true, "zero": false, "data": true, "offset": 393216}'
+grep_last '{ "start": 2097152, "length": 524288, "depth": 1, "present": false, "zero": true, "data": false}'
+echo "ok map of backing chains"
+
 if [ "$VIMG_IS_QEMU" = 0 ]; then
     # vimg reads only metadata for map: no key needed without driver options.
     expect_ok "$VIMG" map --output=json -f luks q.luks

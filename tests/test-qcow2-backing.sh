@@ -218,4 +218,54 @@ expect_stderr "backing format must be specified" "$VIMG" rebase -b vb.raw vt.qco
 expect_stderr "Must specify backing file (-b) or use unsafe mode (-u)" \
     "$VIMG" rebase vt.qcow2
 
+# create: -u (backing file not opened, size required), no size with -b
+# (the backing image's size, rounded up to 512, shown on the Formatting
+# line), the errors when the backing file cannot be used, and typed -o
+# values checked before "Formatting".
+mkdir -p cr/sub
+qemu-img create -q -f qcow2 cr/sub/base.qcow2 3M
+qemu-img create -q -f raw cr/sub/odd.raw 1000
+for args in "-b base.qcow2 -F qcow2 cr/sub/n.qcow2" \
+            "-b odd.raw -F raw cr/sub/n.qcow2" \
+            "-u -b nonexist.qcow2 -F qcow2 cr/sub/n.qcow2" \
+            "-u -b nonexist.qcow2 -F qcow2 cr/sub/n.qcow2 1M" \
+            "-b nonexist.qcow2 -F qcow2 cr/sub/n.qcow2" \
+            "-b nonexist.qcow2 -F qcow2 cr/sub/n.qcow2 1M" \
+            "-u -b base.qcow2 -F qcow2 cr/sub/n.qcow2 +5M" \
+            "-o lazy_refcounts=maybe -b base.qcow2 -F qcow2 cr/sub/n.qcow2" \
+            "-o extent_size_hint=abc cr/sub/n.qcow2 1M" \
+            "-o refcount_bits=x,nosuch=1 cr/sub/n.qcow2 1M" \
+            "-o nosuch=1,refcount_bits=x cr/sub/n.qcow2 1M" \
+            "-o size=abc,lazy_refcounts=maybe cr/sub/n.qcow2" \
+            "-o lazy_refcounts=y cr/sub/n.qcow2 1M"; do
+    rm -f cr/sub/n.qcow2
+    # shellcheck disable=SC2086
+    same_as_qemu create -f qcow2 $args
+done
+rm -f cr/sub/n.qcow2
+expect_ok "$VIMG" create -q -f qcow2 -b odd.raw -F raw cr/sub/n.qcow2
+expect_ok qemu-img info --output=json cr/sub/n.qcow2
+grep_last '"virtual-size": 1024,'
+echo "ok create -u and backing sizes"
+
+# info --backing-chain: every layer, human (blank line between layers, the
+# snapshot table of a layer that has snapshots) and JSON (an array), with
+# relative names two directories deep; -U and --image-opts too.
+mkdir -p bc/d1/d2
+qemu-img create -q -f qcow2 bc/d1/d2/base.qcow2 4M
+qemu-io -c 'write -P 1 0 1M' bc/d1/d2/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b d2/base.qcow2 -F qcow2 bc/d1/mid.qcow2
+qemu-img snapshot -c snap1 bc/d1/mid.qcow2
+qemu-img create -q -f qcow2 -b d1/mid.qcow2 -F qcow2 bc/top.qcow2 6M
+for o in human json; do
+    TZ=UTC same_as_qemu info --backing-chain --output=$o bc/top.qcow2
+    TZ=UTC same_as_qemu info --backing-chain -U --output=$o --image-opts \
+        driver=qcow2,file.filename=bc/top.qcow2
+done
+TZ=UTC same_as_qemu info --backing-chain bc/d1/d2/base.qcow2
+expect_ok "$VIMG" info --backing-chain bc/top.qcow2
+assert_eq "$(grep -c '^image: ' "$LAST_OUT")" 3 "three layers shown"
+grep_last 'image: bc/d1/d2/base.qcow2'
+echo "ok info --backing-chain"
+
 echo "PASS: $TEST_NAME"

@@ -260,4 +260,15 @@ expect_ok "$VIMG" snapshot -l e.raw
 assert_eq "$(cat "$LAST_OUT")" "" "raw: empty list"
 echo "ok: error messages"
 
+# info prints the "Snapshot list:" table between the backing lines and
+# "Format specific information:", exactly as qemu-img info (local time:
+# TZ fixed).
+qemu-img create -q -f qcow2 is.qcow2 1M
+qemu-img snapshot -c first is.qcow2
+qemu-img snapshot -c second is.qcow2
+TZ=UTC same_as_qemu info is.qcow2
+grep_last 'Snapshot list:'
+TZ=UTC same_as_qemu info --output=json is.qcow2
+echo "ok: info snapshot table"
+
 exit 0

@@ -3,11 +3,14 @@
  * "vimg create": make a new image like qemu-img create.  Validates the -o
  * list against the format's creation options, prints qemu's
  * "Formatting 'F', fmt=FMT ..." line (options in description order, set
- * values or defaults, size in bytes) and calls vimg_image_create().
+ * values or defaults, size in bytes) and calls vimg_image_create().  With
+ * -b (and no -u) the backing file is opened first, metadata only, as qemu
+ * does: it must open, and it gives the size when none was given.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +46,9 @@ print_formatting(const char *filename, const char *fmt, uint64_t size,
             printf(" size=%" PRIu64, size);
             continue;
         }
+        if (strcmp(desc->name, VIMG_CREATE_OPT_BACKING_UNSAFE) == 0) {
+            continue;
+        }
         v = vimg_opts_get(opts, desc->name);
         if (v) {
             uint64_t n;
@@ -60,6 +66,70 @@ print_formatting(const char *filename, const char *fmt, uint64_t size,
     fflush(stdout);
 }
 
+/*
+ * The backing file's name as opened: relative names are taken from the
+ * directory of the new image (qemu's path_combine).
+ */
+static char *
+backing_path(const char *filename, const char *backing)
+{
+    const char *slash = strrchr(filename, '/');
+    char *out;
+
+    if (backing[0] == '/' || !slash) {
+        return strdup(backing);
+    }
+    if (asprintf(&out, "%.*s/%s", (int)(slash - filename), filename,
+                 backing) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/*
+ * Open the backing file metadata-only before anything is printed, as
+ * qemu-img create does without -u: report why it cannot be used, and take
+ * its size (rounded up to 512 bytes) into *@size when !@have_size.
+ * Return: 0, or -errno after printing the error.
+ */
+static int
+probe_backing(const char *filename, const char *backing,
+              const char *backing_fmt, bool have_size, uint64_t *size)
+{
+    struct vimg_image *b = NULL;
+    struct vimg_error *err = NULL;
+    uint64_t bsize;
+    char *path;
+    int r;
+
+    path = backing_path(filename, backing);
+    if (!path) {
+        cli_error("%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    r = vimg_image_open(path, backing_fmt, NULL, cli_secrets(),
+                        VIMG_OPEN_NO_IO, &b, &err);
+    free(path);
+    if (r < 0) {
+        cli_error_vimg(err, r, "%s: ", filename);
+        fputs("Could not open backing image.\n", stderr);
+        return r;
+    }
+    if (!backing_fmt) {
+        cli_error("%s: Backing file specified without backing format",
+                  filename);
+        fprintf(stderr, "Detected format of %s.\n", vimg_image_format(b));
+        vimg_image_close(b, NULL);
+        return -EINVAL;
+    }
+    bsize = vimg_image_size(b);
+    vimg_image_close(b, NULL);
+    if (!have_size) {
+        *size = bsize > INT64_MAX - 511 ? bsize : (bsize + 511) & ~511ULL;
+    }
+    return 0;
+}
+
 static int
 run_create(int argc, char **argv)
 {
@@ -73,10 +143,10 @@ run_create(int argc, char **argv)
     struct vimg_error *err = NULL;
     const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL;
     const char *filename, *size_str = NULL, *osize;
-    char *optstr = NULL;
+    char *optstr = NULL, *prefix = NULL;
     char **objects = NULL;
     size_t n_objects = 0, i, n;
-    bool quiet = false, have_size = false;
+    bool quiet = false, have_size = false, unsafe = false;
     uint64_t size = 0;
     int c, rc = 1, r;
 
@@ -104,6 +174,7 @@ run_create(int argc, char **argv)
             backing_fmt = optarg;
             break;
         case 'u':
+            unsafe = true;
             break;
         case 'q':
             quiet = true;
@@ -188,12 +259,22 @@ run_create(int argc, char **argv)
             goto out;
         }
     }
+    /* Like qemu, in -o order: unknown names, then typed values. */
+    if (asprintf(&prefix, "%s: ", filename) < 0) {
+        prefix = NULL;
+        cli_error("%s", strerror(ENOMEM));
+        goto out;
+    }
     n = vimg_opts_count(parsed);
     for (i = 0; i < n; i++) {
         const char *k = vimg_opts_key(parsed, i);
+        const struct vimg_opt_desc *d = cli_find_opt_desc(desc, k);
 
-        if (!cli_find_opt_desc(desc, k)) {
+        if (!d) {
             cli_error("%s: Invalid parameter '%s'", filename, k);
+            goto out;
+        }
+        if (cli_check_opt_value(prefix, d, vimg_opts_value(parsed, i)) < 0) {
             goto out;
         }
     }
@@ -205,7 +286,7 @@ run_create(int argc, char **argv)
                       filename);
             goto out;
         }
-        r = cli_parse_size_plus(osize, &size);
+        r = cli_parse_size(osize, &size);
         if (r == -ERANGE) {
             cli_error("%s: Value '%s' is out of range for parameter 'size'",
                       filename, osize);
@@ -236,8 +317,13 @@ run_create(int argc, char **argv)
             cli_error("%s", strerror(ENOMEM));
             goto out;
         }
+        if (unsafe && vimg_opts_set(parsed, VIMG_CREATE_OPT_BACKING_UNSAFE,
+                                    "on") < 0) {
+            cli_error("%s", strerror(ENOMEM));
+            goto out;
+        }
     }
-    if (!have_size && !backing) {
+    if (!have_size && (!backing || unsafe)) {
         cli_error("%s: Image creation needs a size parameter", filename);
         goto out;
     }
@@ -252,6 +338,11 @@ run_create(int argc, char **argv)
             cli_error("%s", strerror(ENOMEM));
             goto out;
         }
+    }
+
+    if (backing && !unsafe &&
+        probe_backing(filename, backing, backing_fmt, have_size, &size) < 0) {
+        goto out;
     }
 
     {
@@ -282,6 +373,7 @@ out:
     vimg_opts_free(parsed);
     vimg_opts_free(create_opts);
     free(optstr);
+    free(prefix);
     free(objects);
     return rc;
 }

@@ -130,19 +130,36 @@ run_info(int argc, char **argv)
     }
     json_object_object_add(info, "filename", json_object_new_string(name));
 
-    if (json) {
-        char *s;
+    if (chain) {
+        /* The image, then each backing layer (array elements in JSON). */
+        struct json_object *arr = json_object_new_array();
+        struct vimg_image *b;
 
-        if (chain) {
-            struct json_object *arr = json_object_new_array();
+        if (!arr || json_object_array_add(arr, info) < 0) {
+            json_object_put(arr);
+            cli_error("%s", strerror(ENOMEM));
+            goto out;
+        }
+        info = arr;
+        for (b = vimg_image_backing(img); b; b = vimg_image_backing(b)) {
+            struct json_object *binfo = NULL;
 
-            if (!arr) {
+            r = vimg_image_info(b, &binfo, &err);
+            if (r < 0) {
+                cli_error_vimg(err, r, NULL);
+                goto out;
+            }
+            if (json_object_array_add(arr, binfo) < 0) {
+                json_object_put(binfo);
                 cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
-            json_object_array_add(arr, info);
-            info = arr;
         }
+    }
+
+    if (json) {
+        char *s;
+
         s = qjson_to_string(info, true);
         if (!s) {
             cli_error("%s", strerror(ENOMEM));
@@ -150,6 +167,20 @@ run_info(int argc, char **argv)
         }
         printf("%s\n", s);
         free(s);
+    } else if (chain) {
+        size_t k, nl = json_object_array_length(info);
+
+        for (k = 0; k < nl; k++) {
+            struct json_object *layer = json_object_array_get_idx(info, k);
+            struct json_object *fn = NULL;
+
+            if (k > 0) {
+                printf("\n");
+            }
+            json_object_object_get_ex(layer, "filename", &fn);
+            print_info_human(stdout, layer,
+                             k == 0 || !fn ? name : json_object_get_string(fn));
+        }
     } else {
         print_info_human(stdout, info, name);
     }

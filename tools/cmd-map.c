@@ -12,6 +12,8 @@
  *   that have a file offset.  A data run without one (encrypted or
  *   compressed data) ends the command with qemu's "File contains external,
  *   encrypted or compressed clusters." and exit status 1, after the header.
+ *   The "File" of a run from a backing layer (depth > 0) is that layer's
+ *   file name as opened (relative to the image's directory).
  *
  * Key handling: the map is metadata, so without driver options the image is
  * opened metadata-only and no key is needed (qemu needs one for encrypted
@@ -49,7 +51,8 @@ static const char map_help[] =
 struct map_out {
     bool json;
     bool first;
-    const char *file; /* the "File" column of the human table */
+    const char *file; /* the "File" column of the human table (depth 0) */
+    struct vimg_image *img; /* the image, for the names of backing layers */
     bool failed;
 };
 
@@ -66,6 +69,22 @@ print_json_entry(struct map_out *o, const struct vimg_map_entry *e)
     }
     printf("}");
     o->first = false;
+}
+
+/* The "File" column: the name of the layer at @depth of the chain. */
+static const char *
+layer_name(const struct map_out *o, int depth)
+{
+    struct vimg_image *b = o->img;
+    int d;
+
+    if (depth == 0) {
+        return o->file;
+    }
+    for (d = 0; d < depth && b; d++) {
+        b = vimg_image_backing(b);
+    }
+    return b ? vimg_image_filename(b) : "";
 }
 
 static int
@@ -88,7 +107,7 @@ map_entry(void *opaque, const struct vimg_map_entry *e)
         return -ENOTSUP;
     }
     printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", e->start,
-           e->length, e->offset, o->file);
+           e->length, e->offset, layer_name(o, e->depth));
     return 0;
 }
 
@@ -207,6 +226,7 @@ run_map(int argc, char **argv)
         goto out;
     }
     out.file = spec.path;
+    out.img = img;
 
     if (!out.json) {
         printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");

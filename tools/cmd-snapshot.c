@@ -5,8 +5,7 @@
  * Only metadata changes, so the image is opened without its key
  * (VIMG_OPEN_NO_IO): encrypted images need no secret, unlike qemu-img.
  *
- * The "Snapshot list:" table is also what `info` prints for images with
- * snapshots: print_snapshot_table() takes qemu's "snapshots" JSON array.
+ * The "Snapshot list:" table (output.c) is shared with `info`.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,92 +40,6 @@ static const char snapshot_help[] =
 
 enum { SN_NONE, SN_LIST, SN_CREATE, SN_APPLY, SN_DELETE };
 
-/* Shared with "info" (declaration to move to output.h). */
-void print_snapshot_table(FILE *f, struct json_object *snapshots);
-
-/* One line of the table, qemu's column layout. */
-static void
-print_row(FILE *f, const char *id, const char *name, uint64_t vm_state,
-          int64_t date_sec, uint64_t clock_nsec, int64_t icount)
-{
-    char sz[32], date[32], clk[48], ic[32] = "";
-    uint64_t secs = clock_nsec / 1000000000ULL;
-    time_t t = (time_t)date_sec;
-    struct tm tm;
-
-    size_to_str(sz, sizeof(sz), vm_state);
-    if (localtime_r(&t, &tm)) {
-        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-    } else {
-        date[0] = '\0';
-    }
-    snprintf(clk, sizeof(clk), "%02" PRIu64 ":%02u:%02u.%03u", secs / 3600,
-             (unsigned)((secs / 60) % 60), (unsigned)(secs % 60),
-             (unsigned)((clock_nsec / 1000000ULL) % 1000));
-    if (icount != -1) {
-        snprintf(ic, sizeof(ic), "%" PRId64, icount);
-    }
-    fprintf(f, "%-9s %-16s %8s%20s%13s%11s\n", id, name, sz, date, clk, ic);
-}
-
-static void
-print_header(FILE *f)
-{
-    fprintf(f, "Snapshot list:\n");
-    fprintf(f, "%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
-            "VM CLOCK", "ICOUNT");
-}
-
-static int64_t
-member_i64(struct json_object *o, const char *key, int64_t def)
-{
-    struct json_object *v;
-
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v)
-                                                 : def;
-}
-
-static const char *
-member_str(struct json_object *o, const char *key)
-{
-    struct json_object *v;
-
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v)
-                                                 : "";
-}
-
-/**
- * print_snapshot_table - print qemu-img's "Snapshot list:" table.
- * @f: stream.
- * @snapshots: the "snapshots" array of an ImageInfo object (NULL or empty:
- *   nothing is printed).
- */
-void
-print_snapshot_table(FILE *f, struct json_object *snapshots)
-{
-    size_t i, n;
-
-    if (!snapshots || !json_object_is_type(snapshots, json_type_array)) {
-        return;
-    }
-    n = json_object_array_length(snapshots);
-    if (n == 0) {
-        return;
-    }
-    print_header(f);
-    for (i = 0; i < n; i++) {
-        struct json_object *o = json_object_array_get_idx(snapshots, i);
-        uint64_t clk = (uint64_t)member_i64(o, "vm-clock-sec", 0) *
-                       1000000000ULL +
-                       (uint64_t)member_i64(o, "vm-clock-nsec", 0);
-
-        print_row(f, member_str(o, "id"), member_str(o, "name"),
-                  (uint64_t)member_i64(o, "vm-state-size", 0),
-                  member_i64(o, "date-sec", 0), clk,
-                  member_i64(o, "icount", -1));
-    }
-}
-
 static int
 do_list(struct vimg_image *img)
 {
@@ -145,11 +58,11 @@ do_list(struct vimg_image *img)
         return r;
     }
     if (n > 0) {
-        print_header(stdout);
+        print_snapshot_header(stdout);
     }
     for (i = 0; i < n; i++) {
-        print_row(stdout, v[i].id, v[i].name, v[i].vm_state_size,
-                  v[i].date_sec, v[i].vm_clock_nsec, v[i].icount);
+        print_snapshot_row(stdout, v[i].id, v[i].name, v[i].vm_state_size,
+                           v[i].date_sec, v[i].vm_clock_nsec, v[i].icount);
     }
     vimg_snapshot_list_free(v, n);
     return 0;

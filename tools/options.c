@@ -120,6 +120,10 @@ cli_parse_size(const char *str, uint64_t *out)
     while (isspace((unsigned char)*p)) {
         p++;
     }
+    /* One '+' may precede the digits, as with strtoull(); '-' may not. */
+    if (*p == '+') {
+        p++;
+    }
     if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') &&
         isxdigit((unsigned char)p[2])) {
         hex = true;
@@ -282,6 +286,64 @@ flatten_json(struct json_object *obj, const char *prefix,
 }
 
 int
+cli_check_opt_value(const char *prefix, const struct vimg_opt_desc *d,
+                    const char *v)
+{
+    static const char *const bools[] = {
+        "on", "yes", "true", "y", "off", "no", "false", "n",
+    };
+    const char *pre = prefix ? prefix : "";
+    uint64_t size;
+    char *end;
+    size_t i;
+    int r;
+
+    switch (d->type) {
+    case VIMG_OPT_BOOL:
+        for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+            if (strcmp(v, bools[i]) == 0) {
+                return 0;
+            }
+        }
+        cli_error("%sParameter '%s' expects 'on' or 'off'", pre, d->name);
+        return -EINVAL;
+    case VIMG_OPT_NUMBER:
+        errno = 0;
+        (void)strtoull(v, &end, 0);
+        if (errno == ERANGE) {
+            cli_error("%sValue '%s' is too large for parameter '%s'", pre, v,
+                      d->name);
+            return -EINVAL;
+        }
+        if (end == v || *end != '\0') {
+            cli_error("%sParameter '%s' expects a number", pre, d->name);
+            return -EINVAL;
+        }
+        return 0;
+    case VIMG_OPT_SIZE:
+        r = cli_parse_size(v, &size);
+        if (r == -ERANGE) {
+            cli_error("%sValue '%s' is out of range for parameter '%s'", pre,
+                      v, d->name);
+            return -EINVAL;
+        }
+        if (r < 0) {
+            cli_error("%sParameter '%s' expects a non-negative number below "
+                      "2^64",
+                      pre, d->name);
+            fputs("Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                  "giga-, tera-, peta-\nand exabytes, respectively.\n",
+                  stderr);
+            return -EINVAL;
+        }
+        return 0;
+    case VIMG_OPT_STRING:
+    default:
+        return 0;
+    }
+}
+
+int
 cli_image_parse(const char *arg, bool image_opts, const char *format,
                 struct cli_image *img)
 {
@@ -310,7 +372,8 @@ cli_image_parse(const char *arg, bool image_opts, const char *format,
         return -ENOMEM;
     }
     if (image_opts) {
-        r = vimg_opts_parse(all, arg, NULL, &err);
+        /* qemu parses --image-opts with "file" as the implied key. */
+        r = vimg_opts_parse(all, arg, "file", &err);
         if (r < 0) {
             cli_error_vimg(err, r, NULL);
             goto out;
@@ -355,8 +418,15 @@ cli_image_parse(const char *arg, bool image_opts, const char *format,
 
         if (strcmp(k, "driver") == 0) {
             slot = &img->format;
-        } else if (strcmp(k, "file.filename") == 0 || strcmp(k, "file") == 0) {
+        } else if (strcmp(k, "file.filename") == 0) {
             slot = &img->path;
+        } else if (strcmp(k, "file") == 0) {
+            /* A plain string "file" names a block node, which vimg has not. */
+            cli_error("Could not open '%s': Cannot find device='%s' nor "
+                      "node-name='%s'",
+                      arg, v, v);
+            r = -ENOENT;
+            goto out;
         } else if (strcmp(k, "file.driver") == 0) {
             if (strcmp(v, "file") != 0) {
                 cli_error("Could not open '%s': Unknown protocol driver '%s'",

@@ -93,8 +93,9 @@ int cli_getopt_error(int c, char **argv);
 void cli_print_command_help(const struct cli_command *cmd);
 
 /**
- * cli_parse_size - parse a size like qemu-img: decimal or 0x-hex, optional
- * fraction (only with a k/M/G/T/P/E suffix), optional suffix b/k/M/G/T/P/E.
+ * cli_parse_size - parse a size like qemu-img: blanks, an optional '+',
+ * decimal or 0x-hex, optional fraction (only with a k/M/G/T/P/E suffix),
+ * optional suffix b/k/M/G/T/P/E.
  * @str: the text.
  * @out: receives the value in bytes.
  * Return: 0, -EINVAL (syntax) or -ERANGE (does not fit in 64 bits).
@@ -102,8 +103,8 @@ void cli_print_command_help(const struct cli_command *cmd);
 int cli_parse_size(const char *str, uint64_t *out);
 
 /**
- * cli_parse_size_plus - cli_parse_size() that also takes one leading '+'
- * (after blanks, before a digit) as qemu_strtosz() does: "+5", " +1.5k".
+ * cli_parse_size_plus - the same as cli_parse_size(), which now takes the
+ * leading '+' itself; kept for the callers that still use this name.
  * @str: the text.
  * @out: receives the value in bytes.
  * Return: as cli_parse_size().
@@ -111,14 +112,6 @@ int cli_parse_size(const char *str, uint64_t *out);
 static inline int
 cli_parse_size_plus(const char *str, uint64_t *out)
 {
-    const char *p = str;
-
-    while (isspace((unsigned char)*p)) {
-        p++;
-    }
-    if (*p == '+' && isdigit((unsigned char)p[1])) {
-        str = p + 1;
-    }
     return cli_parse_size(str, out);
 }
 
@@ -197,6 +190,20 @@ char *cli_image_display_name(const struct cli_image *img, const char *format);
  */
 const struct vimg_opt_desc *cli_find_opt_desc(const struct vimg_opt_desc *desc,
                                               const char *name);
+
+/**
+ * cli_check_opt_value - check one -o value against the type of its creation
+ * option, as qemu-img does while parsing -o (before "Formatting ..." or
+ * anything is created): sizes as cli_parse_size(), numbers as strtoull() in
+ * any base, booleans on/yes/true/y or off/no/false/n.
+ * @prefix: message prefix, e.g. "FILENAME: " (create), or NULL (convert).
+ * @d: the option's description.
+ * @v: the value.
+ * Return: 0, or -EINVAL after printing qemu's message (and, for sizes, its
+ * two-line suffix hint).
+ */
+int cli_check_opt_value(const char *prefix, const struct vimg_opt_desc *d,
+                        const char *v);
 
 /**
  * cli_is_help_option - whether an -o string asks for help ("help" or "?"

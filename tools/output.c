@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -456,6 +457,86 @@ get(struct json_object *obj, const char *key)
     return NULL;
 }
 
+/* ---- "Snapshot list:" table ---- */
+
+void
+print_snapshot_row(FILE *f, const char *id, const char *name,
+                   uint64_t vm_state, int64_t date_sec, uint64_t clock_nsec,
+                   int64_t icount)
+{
+    char sz[32], date[32], clk[48], ic[32] = "";
+    uint64_t secs = clock_nsec / 1000000000ULL;
+    time_t t = (time_t)date_sec;
+    struct tm tm;
+
+    size_to_str(sz, sizeof(sz), vm_state);
+    if (localtime_r(&t, &tm)) {
+        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+    } else {
+        date[0] = '\0';
+    }
+    snprintf(clk, sizeof(clk), "%02" PRIu64 ":%02u:%02u.%03u", secs / 3600,
+             (unsigned)((secs / 60) % 60), (unsigned)(secs % 60),
+             (unsigned)((clock_nsec / 1000000ULL) % 1000));
+    if (icount != -1) {
+        snprintf(ic, sizeof(ic), "%" PRId64, icount);
+    }
+    fprintf(f, "%-9s %-16s %8s%20s%13s%11s\n", id, name, sz, date, clk, ic);
+}
+
+void
+print_snapshot_header(FILE *f)
+{
+    fprintf(f, "Snapshot list:\n");
+    fprintf(f, "%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
+            "VM CLOCK", "ICOUNT");
+}
+
+static int64_t
+sn_member_i64(struct json_object *o, const char *key, int64_t def)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v)
+                                                 : def;
+}
+
+static const char *
+sn_member_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v)
+                                                 : "";
+}
+
+void
+print_snapshot_table(FILE *f, struct json_object *snapshots)
+{
+    size_t i, n;
+
+    if (!snapshots || !json_object_is_type(snapshots, json_type_array)) {
+        return;
+    }
+    n = json_object_array_length(snapshots);
+    if (n == 0) {
+        return;
+    }
+    print_snapshot_header(f);
+    for (i = 0; i < n; i++) {
+        struct json_object *o = json_object_array_get_idx(snapshots, i);
+        uint64_t clk = (uint64_t)sn_member_i64(o, "vm-clock-sec", 0) *
+                       1000000000ULL +
+                       (uint64_t)sn_member_i64(o, "vm-clock-nsec", 0);
+
+        print_snapshot_row(f, sn_member_str(o, "id"),
+                           sn_member_str(o, "name"),
+                           (uint64_t)sn_member_i64(o, "vm-state-size", 0),
+                           sn_member_i64(o, "date-sec", 0), clk,
+                           sn_member_i64(o, "icount", -1));
+    }
+}
+
 void
 print_info_human(FILE *f, struct json_object *info, const char *name)
 {
@@ -509,6 +590,7 @@ print_info_human(FILE *f, struct json_object *info, const char *name)
     if (v) {
         fprintf(f, "backing file format: %s\n", json_object_get_string(v));
     }
+    print_snapshot_table(f, get(info, "snapshots"));
     print_info_format_specific(f, info);
 }
 

@@ -3,8 +3,8 @@
  * Output of the vimg tool in qemu-img's exact formats: JSON printed the way
  * QEMU 7.2 prints a QDict (keys in hash-bucket order, 4-space indentation,
  * qemu's string escaping), the compact form used in json:{...} names, the
- * human-readable "qemu-img info" layout and qemu's size_to_str() rendering
- * ("64 MiB").
+ * human-readable "qemu-img info" layout with its "Snapshot list:" table and
+ * qemu's size_to_str() rendering ("64 MiB").
  */
 #ifndef VIMG_TOOLS_OUTPUT_H
 #define VIMG_TOOLS_OUTPUT_H
@@ -68,5 +68,35 @@ void print_info_human(FILE *f, struct json_object *info, const char *name);
  * @info: the object from vimg_image_info().
  */
 void print_info_format_specific(FILE *f, struct json_object *info);
+
+/**
+ * print_snapshot_header - print the "Snapshot list:" title and column
+ * header of qemu-img's snapshot table.
+ * @f: stream.
+ */
+void print_snapshot_header(FILE *f);
+
+/**
+ * print_snapshot_row - print one row of the snapshot table in qemu's column
+ * layout (local time, so tests set TZ).
+ * @f: stream.
+ * @id: snapshot id.
+ * @name: snapshot tag.
+ * @vm_state: VM state size in bytes.
+ * @date_sec: creation time, seconds since the epoch.
+ * @clock_nsec: guest clock in nanoseconds.
+ * @icount: instruction count, or -1 for none (empty column).
+ */
+void print_snapshot_row(FILE *f, const char *id, const char *name,
+                        uint64_t vm_state, int64_t date_sec,
+                        uint64_t clock_nsec, int64_t icount);
+
+/**
+ * print_snapshot_table - print qemu-img's "Snapshot list:" table from the
+ * "snapshots" array of an ImageInfo object.
+ * @f: stream.
+ * @snapshots: the array (NULL or empty: nothing is printed).
+ */
+void print_snapshot_table(FILE *f, struct json_object *snapshots);
 
 #endif /* VIMG_TOOLS_OUTPUT_H */

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The raw "luks" format: a plain LUKS1 volume in a file, as qemu 7.2's luks
- * block driver reads and writes it (qemu-facts.md section 4).
+ * block driver reads and writes it (qemu-facts.md section 4), and (a vimg
+ * extension) a LUKS2 volume as cryptsetup 2.6 makes it.
  *
  * Layout: the LUKS1 header at file offset 0, key material, then the payload
  * at the header's payload offset.  Virtual size = file size - payload
  * offset; the IV sector of a payload sector is its virtual offset / 512
  * (sector 0 is the first payload sector, like dm-crypt with iv_offset 0).
  *
- * All header work is done by lib/blockcrypt/luks1.c through I/O callbacks
- * that map header offsets 1:1 to file offsets.  This file only adds the
+ * All header work is done by lib/blockcrypt/luks1.c or luks2.c (chosen by
+ * the header's version field) through I/O callbacks that map header
+ * offsets 1:1 to file offsets.  LUKS2 volumes may use 4096-byte encryption
+ * sectors; the image's request alignment is then the sector size and
+ * image.c does read-modify-write for partial sectors.  This file only adds the
  * data path: reads decrypt in place in the caller's buffer; writes (and
  * "zero", which must write ciphertext of zeroes because a never-written
  * LUKS sector decrypts to garbage) go through a bounce buffer so the
@@ -29,6 +33,7 @@
 #include <json-c/json.h>
 
 #include "blockcrypt/luks1.h"
+#include "blockcrypt/luks2.h"
 #include "bytes.h"
 #include "crypto/crypto.h"
 #include "internal.h"
@@ -39,12 +44,23 @@
 #define LUKS_CHUNK (1024 * 1024)
 
 struct luks_state {
+    int version;                /* 1 or 2: which of luks / luks2 is set */
     struct luks1 *luks;
+    struct luks2 *luks2;
     uint64_t payload;           /* payload offset in bytes */
     uint8_t *bounce;            /* LUKS_CHUNK bytes, allocated on demand */
 };
 
 /* ---- header I/O callbacks: header offsets are file offsets ------------- */
+
+/* The callbacks of struct luks1_io and struct luks2_io have one shape. */
+struct luks_io {
+    void *opaque;
+    int (*read)(void *opaque, uint64_t off, void *buf, size_t len,
+                struct vimg_error **errp);
+    int (*write)(void *opaque, uint64_t off, const void *buf, size_t len,
+                 struct vimg_error **errp);
+};
 
 static int
 luks_io_read(void *opaque, uint64_t off, void *buf, size_t len,
@@ -81,11 +97,9 @@ luks_io_write(void *opaque, uint64_t off, const void *buf, size_t len,
 static int
 luks_probe(const uint8_t *buf, size_t len, const char *filename)
 {
-    if (len >= 8 && memcmp(buf, "LUKS\xba\xbe", 6) == 0 &&
-        ld_be16(buf + 6) == 1) {
-        return 100;
-    }
-    return 0;
+    int version = luks1_probe(buf, len);
+
+    return version == 1 || version == 2 ? 100 : 0;
 }
 
 /* Fetch the passphrase named by secret @id (safe memory, NUL-terminated). */
@@ -106,10 +120,65 @@ luks_close(struct vimg_image *img)
 
     if (s) {
         luks1_free(s->luks);
+        luks2_free(s->luks2);
         free(s->bounce);
         free(s);
         img->priv = NULL;
     }
+}
+
+/*
+ * Load the header, LUKS1 or LUKS2 by its version field.  A file without
+ * the LUKS magic may still be a LUKS2 volume with a damaged primary header
+ * and a good secondary one, so LUKS2 is tried quietly first; if that
+ * fails too, LUKS1's "Volume is not in LUKS format" is the answer.
+ */
+static int
+luks_load(const struct luks_io *io, struct luks_state *s,
+          struct vimg_error **errp)
+{
+    struct luks1_io io1 = {
+        .opaque = io->opaque, .read = io->read, .write = io->write,
+    };
+    struct luks2_io io2 = {
+        .opaque = io->opaque, .read = io->read, .write = io->write,
+    };
+    uint8_t head[8];
+    int version, r;
+
+    r = io->read(io->opaque, 0, head, sizeof(head), errp);
+    if (r < 0) {
+        return r;
+    }
+    version = luks1_probe(head, sizeof(head));
+    if (version == 0) {
+        struct vimg_error *quiet = NULL;
+
+        r = luks2_load(&io2, &s->luks2, &quiet);
+        vimg_error_free(quiet);
+        if (r == 0) {
+            version = 2;
+        } else if (r == -ENOMEM) {
+            return vimg_error_set(errp, r, "Out of memory");
+        }
+    } else if (version == 2) {
+        r = luks2_load(&io2, &s->luks2, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (version == 2) {
+        s->version = 2;
+        s->payload = luks2_payload_offset(s->luks2);
+        return 0;
+    }
+    r = luks1_load(&io1, &s->luks, errp);
+    if (r < 0) {
+        return r;
+    }
+    s->version = 1;
+    s->payload = luks1_payload_offset(s->luks);
+    return 0;
 }
 
 static int
@@ -118,7 +187,7 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
 {
     const char *key_id = vimg_opts_take(opts, "key-secret");
     bool no_io = img->flags & VIMG_OPEN_NO_IO;
-    struct luks1_io io = {
+    struct luks_io io = {
         .opaque = &img->fd,
         .read = luks_io_read,
         .write = (img->flags & VIMG_OPEN_RDWR) ? luks_io_write : NULL,
@@ -147,14 +216,14 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     img->priv = s;
-    r = luks1_load(&io, &s->luks, errp);
+    r = luks_load(&io, s, errp);
     if (r < 0) {
         goto fail;
     }
-    s->payload = luks1_payload_offset(s->luks);
     /* qemu unlocks (and sets up the cipher) before it sizes the payload. */
     if (!no_io) {
-        r = luks1_unlock(s->luks, pw, pwlen, errp);
+        r = s->version == 2 ? luks2_unlock(s->luks2, pw, pwlen, errp)
+                            : luks1_unlock(s->luks, pw, pwlen, errp);
         if (r < 0) {
             goto fail;
         }
@@ -166,16 +235,40 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         goto fail;
     }
     safe_free(pw);
-    /* Whole sectors only: the data path works on 512-byte units. */
-    img->size = ((uint64_t)end - s->payload) / LUKS_SECTOR * LUKS_SECTOR;
+    if (s->version == 2) {
+        uint64_t fixed = luks2_payload_size(s->luks2, 0);
+        uint64_t avail = luks2_payload_size(s->luks2, (uint64_t)end);
+
+        /* A fixed-size segment longer than the file is cut to the file:
+         * reads past the end would fail. */
+        img->size = fixed ? MIN(fixed, avail) : avail;
+        img->alignment = luks2_sector_size(s->luks2);
+    } else {
+        /* Whole sectors only: the data path works on 512-byte units. */
+        img->size = ((uint64_t)end - s->payload) / LUKS_SECTOR * LUKS_SECTOR;
+        img->alignment = LUKS_SECTOR;
+    }
     img->encrypted = true;
-    img->alignment = LUKS_SECTOR;
     return 0;
 
 fail:
     safe_free(pw);
     luks_close(img);
     return r;
+}
+
+/* En/decrypt @n bytes at virtual @off in place (LUKS1 or LUKS2). */
+static int
+luks_crypt(struct luks_state *s, bool enc, uint64_t off, void *buf, size_t n)
+{
+    uint64_t sector = off / LUKS_SECTOR;
+
+    if (s->version == 2) {
+        return enc ? luks2_encrypt(s->luks2, sector, buf, n)
+                   : luks2_decrypt(s->luks2, sector, buf, n);
+    }
+    return enc ? luks1_encrypt(s->luks, sector, buf, n)
+               : luks1_decrypt(s->luks, sector, buf, n);
 }
 
 static int
@@ -202,7 +295,7 @@ luks_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
                                   "Read failed at offset %" PRIu64 ": %s",
                                   off, strerror(-r));
         }
-        r = luks1_decrypt(s->luks, off / LUKS_SECTOR, p, n);
+        r = luks_crypt(s, false, off, p, n);
         if (r < 0) {
             return crypt_error(errp, r, "decrypt", off);
         }
@@ -249,7 +342,7 @@ encrypt_write(struct vimg_image *img, const uint8_t *src, uint64_t len,
         } else {
             memset(s->bounce, 0, n);
         }
-        r = luks1_encrypt(s->luks, off / LUKS_SECTOR, s->bounce, n);
+        r = luks_crypt(s, true, off, s->bounce, n);
         if (r < 0) {
             return crypt_error(errp, r, "encrypt", off);
         }
@@ -307,6 +400,11 @@ luks_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     uint64_t total;
     int r;
 
+    /* A LUKS2 segment with a fixed size does not follow the file. */
+    if (s->version == 2 && luks2_payload_size(s->luks2, 0) != 0) {
+        return vimg_error_set(errp, -ENOTSUP, "Cannot resize a LUKS2 volume "
+                              "whose data segment has a fixed size");
+    }
     if (ADD_OVERFLOW(s->payload, size, &total) || total > INT64_MAX) {
         return vimg_error_set(errp, -EFBIG, "Image size too large");
     }
@@ -343,7 +441,8 @@ luks_info(struct vimg_image *img, struct json_object *info,
     if (!data) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
-    r = luks1_info(s->luks, data, errp);
+    r = s->version == 2 ? luks2_info(s->luks2, data, errp)
+                        : luks1_info(s->luks, data, errp);
     if (r < 0) {
         json_object_put(data);
         return r;
@@ -409,68 +508,85 @@ take_cipher_alg(struct vimg_opts *opts, int *out, const char **unsupported,
                     errp);
 }
 
+/* ---- create and measure ---------------------------------------------------- */
+
+/*
+ * "encrypt.format" (vimg extension): luks (LUKS1, the default, what qemu
+ * makes) or luks2.  Return 1 or 2, or -EINVAL.
+ */
 static int
-luks_create(int fd, const char *filename, uint64_t size,
-            struct vimg_opts *opts, struct vimg_secrets *secrets,
-            struct vimg_error **errp)
+take_version(struct vimg_opts *opts, struct vimg_error **errp)
 {
-    struct luks1_create_params p;
-    struct luks1_io io = {
-        .opaque = &fd,
-        .read = luks_io_read,
-        .write = luks_io_write,
-    };
-    struct luks1 *l = NULL;
-    const char *key_id, *prealloc, *bad_alg;
-    uint64_t payload, total, count = 0;
-    int64_t iter_time;
-    bool count_given = false;
-    char *pw = NULL;
-    size_t pwlen = 0;
+    const char *v = vimg_opts_take(opts, "encrypt.format");
+
+    if (!v || strcmp(v, "luks") == 0 || strcmp(v, "luks1") == 0) {
+        return 1;
+    }
+    if (strcmp(v, "luks2") == 0) {
+        return 2;
+    }
+    return vimg_error_set(errp, -EINVAL,
+                          "Parameter 'encrypt.format' does not accept value "
+                          "'%s'", v);
+}
+
+/* The cipher options, in qemu's order, into @p (both LUKS versions). */
+static int
+take_cipher_opts(struct vimg_opts *opts, struct luks1_create_params *p,
+                 const char **bad_alg, struct vimg_error **errp)
+{
     int v, r;
 
-    luks1_create_params_default(&p);
-
-    /* Options first, in qemu's order, then the key. */
-    key_id = vimg_opts_take(opts, "key-secret");
-    v = (int)p.cipher;
-    r = take_cipher_alg(opts, &v, &bad_alg, errp);
+    v = (int)p->cipher;
+    r = take_cipher_alg(opts, &v, bad_alg, errp);
     if (r < 0) {
         return r;
     }
-    p.cipher = (enum crypto_cipher_alg)v;
-    v = (int)p.mode;
-    r = take_alg(opts, "cipher-mode", crypto_cipher_mode_parse, &v, NULL, errp);
+    p->cipher = (enum crypto_cipher_alg)v;
+    v = (int)p->mode;
+    r = take_alg(opts, "cipher-mode", crypto_cipher_mode_parse, &v, NULL,
+                 errp);
     if (r < 0) {
         return r;
     }
-    p.mode = (enum crypto_cipher_mode)v;
-    v = (int)p.ivgen;
+    p->mode = (enum crypto_cipher_mode)v;
+    v = (int)p->ivgen;
     r = take_alg(opts, "ivgen-alg", crypto_ivgen_alg_parse, &v, NULL, errp);
     if (r < 0) {
         return r;
     }
-    p.ivgen = (enum crypto_ivgen_alg)v;
-    v = (int)p.ivgen_hash;
+    p->ivgen = (enum crypto_ivgen_alg)v;
+    v = (int)p->ivgen_hash;
     r = take_alg(opts, "ivgen-hash-alg", crypto_hash_alg_parse, &v,
-                 &p.ivgen_hash_set, errp);
+                 &p->ivgen_hash_set, errp);
     if (r < 0) {
         return r;
     }
-    p.ivgen_hash = (enum crypto_hash_alg)v;
-    v = (int)p.hash;
+    p->ivgen_hash = (enum crypto_hash_alg)v;
+    v = (int)p->hash;
     r = take_alg(opts, "hash-alg", crypto_hash_alg_parse, &v, NULL, errp);
     if (r < 0) {
         return r;
     }
-    p.hash = (enum crypto_hash_alg)v;
+    p->hash = (enum crypto_hash_alg)v;
+    return 0;
+}
 
-    iter_time = p.iter_time_ms;
+/* "iter-time" and vimg's "iter-count" into @p. */
+static int
+take_iter_opts(struct vimg_opts *opts, struct luks1_create_params *p,
+               struct vimg_error **errp)
+{
+    int64_t iter_time = p->iter_time_ms;
+    uint64_t count = 0;
+    bool count_given;
+    int r;
+
     r = opts_take_i64(opts, "iter-time", &iter_time, errp);
     if (r < 0) {
         return r;
     }
-    p.iter_time_ms = iter_time;
+    p->iter_time_ms = iter_time;
     count_given = vimg_opts_get(opts, "iter-count") != NULL;
     r = opts_take_u64(opts, "iter-count", &count, errp);
     if (r < 0) {
@@ -482,7 +598,194 @@ luks_create(int fd, const char *filename, uint64_t size,
                                   "Parameter 'iter-count' expects a number "
                                   "between 1 and 4294967295");
         }
-        p.iterations = (uint32_t)count;
+        p->iterations = (uint32_t)count;
+    }
+    return 0;
+}
+
+static const char *const luks2_only_opts[] = {
+    "kdf", "memory", "parallel", "sector-size", "label",
+};
+
+/* Take a number option in [@min, @max] into @out (kept if absent). */
+static int
+take_u32_range(struct vimg_opts *opts, const char *key, uint32_t min,
+               uint32_t max, uint32_t *out, struct vimg_error **errp)
+{
+    bool given = vimg_opts_get(opts, key) != NULL;
+    uint64_t v = 0;
+    int r;
+
+    r = opts_take_u64(opts, key, &v, errp);
+    if (r < 0 || !given) {
+        return r;
+    }
+    if (v < min || v > max) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Parameter '%s' expects a number between %"
+                              PRIu32 " and %" PRIu32, key, min, max);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/*
+ * LUKS2 settings: the shared ones from @p1, then the LUKS2-only options
+ * (refused for LUKS1, which has no place for them).
+ */
+static int
+take_luks2_opts(struct vimg_opts *opts, int version,
+                const struct luks1_create_params *p1,
+                struct luks2_create_params *p2, struct vimg_error **errp)
+{
+    const char *v;
+    size_t i;
+    int r;
+
+    if (version != 2) {
+        for (i = 0; i < ARRAY_SIZE(luks2_only_opts); i++) {
+            if (vimg_opts_get(opts, luks2_only_opts[i])) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "Parameter '%s' is only supported with "
+                                      "encrypt.format=luks2",
+                                      luks2_only_opts[i]);
+            }
+        }
+        return 0;
+    }
+    luks2_create_params_default(p2);
+    p2->cipher = p1->cipher;
+    p2->mode = p1->mode;
+    p2->ivgen = p1->ivgen;
+    p2->ivgen_hash = p1->ivgen_hash;
+    p2->hash = p1->hash;
+    p2->iter_time_ms = p1->iter_time_ms;
+    p2->iterations = p1->iterations;
+
+    v = vimg_opts_take(opts, "kdf");
+    if (v) {
+        if (strcmp(v, "pbkdf2") == 0) {
+            p2->kdf = LUKS2_KDF_PBKDF2;
+        } else if (strcmp(v, "argon2i") == 0) {
+            p2->kdf = LUKS2_KDF_ARGON2I;
+        } else if (strcmp(v, "argon2id") == 0) {
+            p2->kdf = LUKS2_KDF_ARGON2ID;
+        } else {
+            return vimg_error_set(errp, -EINVAL,
+                                  "Parameter 'kdf' does not accept value "
+                                  "'%s'", v);
+        }
+    }
+    r = take_u32_range(opts, "memory", 32, 4194304, &p2->memory_kib, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = take_u32_range(opts, "parallel", 1, 4, &p2->parallel, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = take_u32_range(opts, "sector-size", 512, 4096, &p2->sector_size,
+                       errp);
+    if (r < 0) {
+        return r;
+    }
+    p2->label = vimg_opts_take(opts, "label");
+    return 0;
+}
+
+/*
+ * All creation settings, in qemu's order for the LUKS1 ones: format
+ * version, cipher, iterations, then the LUKS2-only options.
+ */
+static int
+take_create_opts(struct vimg_opts *opts, int *version,
+                 struct luks1_create_params *p1,
+                 struct luks2_create_params *p2, const char **bad_alg,
+                 struct vimg_error **errp)
+{
+    int r;
+
+    luks1_create_params_default(p1);
+    luks2_create_params_default(p2);
+    r = take_version(opts, errp);
+    if (r < 0) {
+        return r;
+    }
+    *version = r;
+    r = take_cipher_opts(opts, p1, bad_alg, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = take_iter_opts(opts, p1, errp);
+    if (r < 0) {
+        return r;
+    }
+    return take_luks2_opts(opts, *version, p1, p2, errp);
+}
+
+/*
+ * Header area and file size for a volume of virtual @size: the payload
+ * offset, and payload + size (LUKS2: size rounded up to whole encryption
+ * sectors, since only whole sectors are addressable).
+ */
+static int
+create_geometry(int version, const struct luks1_create_params *p1,
+                const struct luks2_create_params *p2, uint64_t size,
+                uint64_t *payload, uint64_t *total, struct vimg_error **errp)
+{
+    int r;
+
+    if (version == 2) {
+        r = luks2_payload_bytes(p2, payload, errp);
+        if (r < 0) {
+            return r;
+        }
+        if (size > INT64_MAX) {
+            return vimg_error_set(errp, -EFBIG, "Image size too large");
+        }
+        size = ROUND_UP(size, (uint64_t)p2->sector_size);
+    } else {
+        r = luks1_payload_bytes(p1, payload, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (ADD_OVERFLOW(*payload, size, total) || *total > INT64_MAX) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    return 0;
+}
+
+static int
+luks_create(int fd, const char *filename, uint64_t size,
+            struct vimg_opts *opts, struct vimg_secrets *secrets,
+            struct vimg_error **errp)
+{
+    struct luks1_create_params p;
+    struct luks2_create_params p2;
+    struct luks1_io io = {
+        .opaque = &fd,
+        .read = luks_io_read,
+        .write = luks_io_write,
+    };
+    struct luks2_io io2 = {
+        .opaque = &fd,
+        .read = luks_io_read,
+        .write = luks_io_write,
+    };
+    struct luks1 *l = NULL;
+    struct luks2 *l2 = NULL;
+    const char *key_id, *prealloc, *bad_alg = NULL;
+    uint64_t payload, total, got;
+    char *pw = NULL;
+    size_t pwlen = 0;
+    int version, r;
+
+    /* Options first, in qemu's order, then the key. */
+    key_id = vimg_opts_take(opts, "key-secret");
+    r = take_create_opts(opts, &version, &p, &p2, &bad_alg, errp);
+    if (r < 0) {
+        return r;
     }
 
     /* preallocation is applied by the raw create below; "metadata" means
@@ -515,12 +818,8 @@ luks_create(int fd, const char *filename, uint64_t size,
                            bad_alg);
         goto out;
     }
-    r = luks1_payload_bytes(&p, &payload, errp);
+    r = create_geometry(version, &p, &p2, size, &payload, &total, errp);
     if (r < 0) {
-        goto out;
-    }
-    if (ADD_OVERFLOW(payload, size, &total) || total > INT64_MAX) {
-        r = vimg_error_set(errp, -EFBIG, "Image size too large");
         goto out;
     }
 
@@ -529,27 +828,34 @@ luks_create(int fd, const char *filename, uint64_t size,
     if (r < 0) {
         goto out;
     }
-    r = luks1_create(&io, &p, pw, pwlen, &l, errp);
+    if (version == 2) {
+        r = luks2_create(&io2, &p2, pw, pwlen, &l2, errp);
+        got = r < 0 ? 0 : luks2_payload_offset(l2);
+    } else {
+        r = luks1_create(&io, &p, pw, pwlen, &l, errp);
+        got = r < 0 ? 0 : luks1_payload_offset(l);
+    }
     if (r < 0) {
         goto out;
     }
-    if (luks1_payload_offset(l) != payload) {
+    if (got != payload) {
         r = vimg_error_set(errp, -EIO,
                            "LUKS payload offset %" PRIu64 " differs from the "
-                           "expected %" PRIu64, luks1_payload_offset(l),
-                           payload);
+                           "expected %" PRIu64, got, payload);
     }
 out:
     luks1_free(l);
+    luks2_free(l2);
     safe_free(pw);
     return r;
 }
 
 /*
  * measure: header area (the payload offset) plus the virtual size; only
- * the cipher options change the header geometry.  Unlike qemu, which
- * needs key-secret because it instantiates the cipher to calibrate PBKDF,
- * no secret is needed: the layout does not depend on it.
+ * the cipher options (and for LUKS2 the sector size) change the header
+ * geometry.  Unlike qemu, which needs key-secret because it instantiates
+ * the cipher to calibrate PBKDF, no secret is needed: the layout does not
+ * depend on it.
  */
 static int
 luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
@@ -557,53 +863,22 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
              struct vimg_error **errp)
 {
     struct luks1_create_params p;
-    const char *bad_alg;
+    struct luks2_create_params p2;
+    const char *bad_alg = NULL;
     uint64_t payload, total;
-    int v, r;
+    int version, r;
 
-    luks1_create_params_default(&p);
-    v = (int)p.cipher;
-    r = take_cipher_alg(opts, &v, &bad_alg, errp);
+    r = take_create_opts(opts, &version, &p, &p2, &bad_alg, errp);
     if (r < 0) {
         return r;
     }
-    p.cipher = (enum crypto_cipher_alg)v;
-    v = (int)p.mode;
-    r = take_alg(opts, "cipher-mode", crypto_cipher_mode_parse, &v, NULL, errp);
-    if (r < 0) {
-        return r;
-    }
-    p.mode = (enum crypto_cipher_mode)v;
-    v = (int)p.ivgen;
-    r = take_alg(opts, "ivgen-alg", crypto_ivgen_alg_parse, &v, NULL, errp);
-    if (r < 0) {
-        return r;
-    }
-    p.ivgen = (enum crypto_ivgen_alg)v;
-    v = (int)p.ivgen_hash;
-    r = take_alg(opts, "ivgen-hash-alg", crypto_hash_alg_parse, &v,
-                 &p.ivgen_hash_set, errp);
-    if (r < 0) {
-        return r;
-    }
-    p.ivgen_hash = (enum crypto_hash_alg)v;
-    v = (int)p.hash;
-    r = take_alg(opts, "hash-alg", crypto_hash_alg_parse, &v, NULL, errp);
-    if (r < 0) {
-        return r;
-    }
-    p.hash = (enum crypto_hash_alg)v;
     if (bad_alg) {
         return vimg_error_set(errp, -ENOTSUP, "Algorithm '%s' not supported",
                               bad_alg);
     }
-
-    r = luks1_payload_bytes(&p, &payload, errp);
+    r = create_geometry(version, &p, &p2, size, &payload, &total, errp);
     if (r < 0) {
         return r;
-    }
-    if (ADD_OVERFLOW(payload, size, &total) || total > INT64_MAX) {
-        return vimg_error_set(errp, -EFBIG, "Image size too large");
     }
     *required = total;
     *fully_allocated = total;
@@ -616,6 +891,104 @@ static int
 luks_amend_flush(void *opaque, struct vimg_error **errp)
 {
     return luks_flush(opaque, errp);
+}
+
+/*
+ * Amend on LUKS2: adding a keyslot (state=active, new-secret, optional
+ * keyslot / iter-time / iter-count) through luks2_add_key, as a PBKDF2
+ * keyslot because those are the only KDF settings amend has.  Erasing
+ * keyslots is not implemented for LUKS2 and is refused.
+ */
+static int
+luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
+            struct vimg_secrets *secrets, bool force,
+            struct vimg_error **errp)
+{
+    struct luks_state *s = img->priv;
+    struct luks2_create_params p;
+    struct vimg_error *err = NULL;
+    const char *state, *new_id, *old_id;
+    int64_t iter_time = 2000, slot = -1;
+    uint64_t count = 0;
+    bool count_given, slot_given;
+    char *pw = NULL;
+    size_t pwlen = 0;
+    int r;
+
+    state = vimg_opts_take(opts, "state");
+    new_id = vimg_opts_take(opts, "new-secret");
+    old_id = vimg_opts_take(opts, "old-secret");
+    slot_given = vimg_opts_get(opts, "keyslot") != NULL;
+    r = opts_take_i64(opts, "keyslot", &slot, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = opts_take_i64(opts, "iter-time", &iter_time, errp);
+    if (r < 0) {
+        return r;
+    }
+    count_given = vimg_opts_get(opts, "iter-count") != NULL;
+    r = opts_take_u64(opts, "iter-count", &count, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (!state) {
+        return vimg_error_set(errp, -EINVAL, "Parameter 'state' is missing");
+    }
+    if (strcmp(state, "inactive") == 0) {
+        return vimg_error_set(errp, -ENOTSUP, "Erasing LUKS2 keyslots is not "
+                              "supported");
+    }
+    if (strcmp(state, "active") != 0) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Parameter 'state' does not accept value '%s'",
+                              state);
+    }
+    if (!new_id) {
+        return vimg_error_set(errp, -EINVAL,
+                              "'new-secret' is required to activate a keyslot");
+    }
+    if (old_id) {
+        return vimg_error_set(errp, -EINVAL,
+                              "'old-secret' must not be given when activating "
+                              "keyslots");
+    }
+    if (slot_given && (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Invalid keyslot %" PRId64 " specified, must be "
+                              "between 0 and %d", slot,
+                              LUKS2_NUM_KEYSLOTS - 1);
+    }
+    if (count_given && (count == 0 || count > UINT32_MAX)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Parameter 'iter-count' expects a number "
+                              "between 1 and 4294967295");
+    }
+    luks2_create_params_default(&p);
+    p.kdf = LUKS2_KDF_PBKDF2;
+    p.iter_time_ms = iter_time;
+    p.iterations = (uint32_t)count;
+    r = get_password(secrets, new_id, &pw, &pwlen, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = luks2_add_key(s->luks2, (int)slot, &p, pw, pwlen, &err);
+    safe_free(pw);
+    if (r == -EEXIST) {
+        /* luks2_add_key never overwrites; say so even with --force. */
+        vimg_error_free(err);
+        return vimg_error_set(errp, -EINVAL,
+                              "Refusing to overwrite active keyslot %" PRId64
+                              "%s", slot, force ? " (not supported for LUKS2)"
+                                                : " - please erase it first");
+    }
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "%s", err ? vimg_error_message(err)
+                                              : "Failed to add a keyslot");
+        vimg_error_free(err);
+        return r;
+    }
+    return luks_flush(img, errp);
 }
 
 static int
@@ -631,11 +1004,15 @@ luks_amend(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         return r;
     }
+    if (s->version == 2) {
+        return luks2_amend(img, opts, secrets, force, errp);
+    }
     return luks1_amend(s->luks, opts, "", secrets, force, &sync, errp);
 }
 
 /* qemu-img create -f luks -o help FILE, in creation-description order
- * (the order of qemu's "Formatting ..." line), plus vimg's iter-count. */
+ * (the order of qemu's "Formatting ..." line), plus vimg's iter-count and
+ * the LUKS2 options (encrypt.format=luks2 and its settings). */
 static const struct vimg_opt_desc luks_create_opts[] = {
     { "size", VIMG_OPT_SIZE, "Virtual disk size", NULL },
     { "key-secret", VIMG_OPT_STRING,
@@ -652,6 +1029,19 @@ static const struct vimg_opt_desc luks_create_opts[] = {
     { "iter-count", VIMG_OPT_NUMBER,
       "PBKDF iterations of the key slot (overrides iter-time; vimg only)",
       NULL },
+    { "encrypt.format", VIMG_OPT_STRING,
+      "Volume format: luks (LUKS1, default) or luks2 (vimg only)", NULL },
+    { "kdf", VIMG_OPT_STRING,
+      "LUKS2 keyslot PBKDF: argon2id (default), argon2i or pbkdf2 (vimg only)",
+      NULL },
+    { "memory", VIMG_OPT_NUMBER,
+      "LUKS2 argon2 memory cost in KiB (vimg only)", NULL },
+    { "parallel", VIMG_OPT_NUMBER,
+      "LUKS2 argon2 parallel threads, 1 to 4 (vimg only)", NULL },
+    { "sector-size", VIMG_OPT_NUMBER,
+      "LUKS2 encryption sector size: 512, 1024, 2048 or 4096 (vimg only)",
+      NULL },
+    { "label", VIMG_OPT_STRING, "LUKS2 header label (vimg only)", NULL },
     { "nocow", VIMG_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)",
       NULL },
     { "preallocation", VIMG_OPT_STRING,

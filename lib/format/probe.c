@@ -5,9 +5,10 @@
  * Each format's probe callback scores the header (0..100); the highest score
  * wins and raw (score 1) is the fallback.  Two deliberate deviations from
  * qemu 7.2, which would silently treat these files as raw:
- *  - a LUKS header with a version other than 1 (LUKS2) is an error
- *    ("LUKS version 2 is not supported"), so a LUKS2 volume is never opened
- *    and written to as if it were a plain disk;
+ *  - a LUKS2 header probes as "luks" (the luks format reads LUKS1 and
+ *    LUKS2), and a LUKS header with any other version than 1 or 2 is an
+ *    error ("LUKS version 3 is not supported"), so a LUKS volume is never
+ *    opened and written to as if it were a plain disk;
  *  - the qcow/qcow2 magic "QFI\xfb" is reported as not supported yet
  *    unless a registered format (probe_formats[]) claims it.
  */
@@ -85,10 +86,10 @@ vimg_probe(const char *filename, const char **format_out,
                               filename, strerror((int)-len));
     }
 
-    /* Any LUKS magic whose version is not 1 (LUKS2, ...) is refused. */
+    /* Any LUKS magic whose version is not 1 or 2 is refused. */
     if (len >= 8 && memcmp(buf, "LUKS\xba\xbe", 6) == 0) {
         version = ld_be16(buf + 6);
-        if (version != 1) {
+        if (version != 1 && version != 2) {
             return vimg_error_set(errp, -ENOTSUP,
                                   "LUKS version %d is not supported", version);
         }

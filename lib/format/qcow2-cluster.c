@@ -24,7 +24,9 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -1153,11 +1155,8 @@ release_entry(struct qcow2_state *s, uint64_t desc, struct vimg_error **errp)
     if (host == 0) {
         return 0;
     }
-    if (!(desc & QCOW2_OFLAG_COPIED)) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "Writing to a shared cluster (internal "
-                              "snapshots) is not supported yet");
-    }
+    /* A cluster shared with a snapshot (no OFLAG_COPIED) just loses the
+     * active layer's reference: the snapshot keeps the others. */
     return pending_push(s, host, s->cluster_size, errp);
 }
 
@@ -1176,13 +1175,18 @@ qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp)
         if (l2off == 0) {
             continue;
         }
-        if (!(s->l1[i] & QCOW2_OFLAG_COPIED) ||
-            qcow2_offset_into_cluster(s, l2off)) {
-            return vimg_error_set(errp, -ENOTSUP,
-                                  "Writing to a shared L2 table (internal "
-                                  "snapshots) is not supported yet");
+        if (qcow2_offset_into_cluster(s, l2off)) {
+            return vimg_error_set(errp, -EIO,
+                                  "L2 table offset %#" PRIx64 " unaligned "
+                                  "(L1 index: %#" PRIx32 ")", l2off, i);
         }
-        r = qcow2_cache_get(img, true, l2off, true, &t, errp);
+        if (!(s->l1[i] & QCOW2_OFLAG_COPIED)) {
+            /* Shared with a snapshot: the active layer gets its own copy
+             * first, the snapshot keeps the original. */
+            r = qcow2_snapshot_unshare_l2(img, i, &t, errp);
+        } else {
+            r = qcow2_cache_get(img, true, l2off, true, &t, errp);
+        }
         if (r < 0) {
             return r;
         }
@@ -1201,6 +1205,114 @@ qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp)
         }
     }
     return qcow2_metadata_flush(img, errp);
+}
+
+/* ---- preallocation (create) ----------------------------------------------- */
+
+/*
+ * Point the L2 entries of guest clusters [@g, @g + @n) (inside one L2
+ * table) at host clusters from @host on; @host == 0 allocates them now,
+ * after the L2 table (the order qemu's metadata preallocation uses).
+ */
+static int
+prealloc_link(struct vimg_image *img, uint64_t g, uint64_t n, uint64_t host,
+              uint64_t *end, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t off = g << s->cluster_bits, idx = qcow2_l2_index(s, off), j;
+    struct qcow2_table *t;
+    int r;
+
+    r = get_l2(img, off, true, &t, errp);
+    if (r == 0 && host == 0) {
+        r = qcow2_alloc_clusters(img, n, &host, errp);
+        if (r == 0) {
+            /* The allocation may have evicted the table. */
+            r = get_l2(img, off, false, &t, errp);
+        }
+    }
+    if (r < 0) {
+        return r;
+    }
+    for (j = 0; j < n; j++) {
+        l2_put(s, t, idx + j,
+               (host + (j << s->cluster_bits)) | QCOW2_OFLAG_COPIED, 0);
+    }
+    *end = MAX(*end, host + (n << s->cluster_bits));
+    return 0;
+}
+
+int
+qcow2_preallocate(struct vimg_image *img, int mode, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t nclusters = DIV_ROUND_UP(img->size, s->cluster_size);
+    uint64_t per_l2 = 1ULL << s->l2_bits, g, n, start = 0, end = 0, last;
+    struct stat st;
+    int r;
+
+    if (mode == QCOW2_PREALLOC_OFF || nclusters == 0) {
+        return 0;
+    }
+    if (mode != QCOW2_PREALLOC_METADATA) {
+        /* Refcount structures for everything first (the table moves to
+         * the end of the used area), then the data clusters right after
+         * them; L2 tables come from the ordinary allocator. */
+        r = qcow2_metadata_flush(img, errp);
+        if (r == 0) {
+            r = qcow2_last_cluster(img, &last, errp);
+        }
+        if (r == 0) {
+            r = qcow2_refcount_area(img, last << s->cluster_bits,
+                                    nclusters +
+                                    DIV_ROUND_UP(nclusters, per_l2) + 1,
+                                    &start, errp);
+        }
+        if (r == 0) {
+            r = qcow2_update_refcount(img, start,
+                                      nclusters << s->cluster_bits, 1, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+        if (mode == QCOW2_PREALLOC_FALLOC) {
+            r = posix_fallocate(img->fd, (off_t)start,
+                                (off_t)(nclusters << s->cluster_bits));
+            if (r != 0) {
+                return vimg_error_set(errp, -r, "Could not preallocate data "
+                                      "for the new file: %s", strerror(r));
+            }
+        } else {
+            r = qcow2_write_zeroes(img, start, nclusters << s->cluster_bits,
+                                   errp);
+            if (r < 0) {
+                return r;
+            }
+        }
+    }
+    for (g = 0; g < nclusters; g += n) {
+        n = MIN(nclusters - g, per_l2 - (g & (per_l2 - 1)));
+        r = prealloc_link(img, g, n,
+                          start ? start + (g << s->cluster_bits) : 0, &end,
+                          errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    r = qcow2_metadata_flush(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    /* The file reaches the end of the last data cluster. */
+    if (fstat(img->fd, &st) < 0) {
+        return vimg_error_set(errp, -errno, "Could not stat the image: %s",
+                              strerror(errno));
+    }
+    if ((uint64_t)st.st_size < end && ftruncate(img->fd, (off_t)end) < 0) {
+        return vimg_error_set(errp, -errno, "Could not resize the image: %s",
+                              strerror(errno));
+    }
+    return 0;
 }
 
 /* ---- compressed writes --------------------------------------------------- */

@@ -289,11 +289,33 @@ qcow2_crypt_params_clear(struct qcow2_crypt_params *p)
     p->pwlen = 0;
 }
 
+static int
+parse_crypt_opts(struct vimg_opts *opts, struct vimg_secrets *secrets,
+                 bool measure, struct qcow2_crypt_params *p,
+                 struct vimg_error **errp);
+
 int
 qcow2_crypt_parse_create_opts(struct vimg_opts *opts,
                               struct vimg_secrets *secrets,
                               struct qcow2_crypt_params *p,
                               struct vimg_error **errp)
+{
+    return parse_crypt_opts(opts, secrets, false, p, errp);
+}
+
+int
+qcow2_crypt_parse_measure_opts(struct vimg_opts *opts,
+                               struct qcow2_crypt_params *p,
+                               struct vimg_error **errp)
+{
+    return parse_crypt_opts(opts, NULL, true, p, errp);
+}
+
+/* @measure: only the layout matters, the passphrase is not fetched. */
+static int
+parse_crypt_opts(struct vimg_opts *opts, struct vimg_secrets *secrets,
+                 bool measure, struct qcow2_crypt_params *p,
+                 struct vimg_error **errp)
 {
     static const char *const luks_keys[] = {
         "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg",
@@ -350,7 +372,8 @@ qcow2_crypt_parse_create_opts(struct vimg_opts *opts,
                                   "Parameter 'encrypt.key-secret' is required "
                                   "for cipher");
         }
-        r = get_password(secrets, key_id, &p->pw, &p->pwlen, errp);
+        r = measure ? 0 : get_password(secrets, key_id, &p->pw, &p->pwlen,
+                                       errp);
         if (r < 0) {
             return r;
         }
@@ -421,7 +444,8 @@ qcow2_crypt_parse_create_opts(struct vimg_opts *opts,
                               "Parameter 'encrypt.key-secret' is required "
                               "for cipher");
     }
-    r = get_password(secrets, key_id, &p->pw, &p->pwlen, errp);
+    r = measure ? 0 : get_password(secrets, key_id, &p->pw, &p->pwlen,
+                                   errp);
     if (r < 0) {
         return r;
     }

@@ -467,6 +467,174 @@ qcow2_alloc_clusters(struct vimg_image *img, uint64_t n, uint64_t *out,
 }
 
 int
+qcow2_refcount_area(struct vimg_image *img, uint64_t start,
+                    uint64_t additional, uint64_t *end,
+                    struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t sc = start >> s->cluster_bits, used = 0, blocks = 0, nnew = 0;
+    uint64_t tcl = 0, entries, prev_new, prev_tcl, i, k, ci, tab_off;
+    uint64_t old_off = s->hdr.refcount_table_offset;
+    uint64_t old_clusters = s->hdr.refcount_table_clusters;
+    uint64_t *nrt = NULL;
+    uint8_t *buf = NULL, hdrbuf[12];
+    int r;
+
+    if (qcow2_offset_into_cluster(s, start)) {
+        return vimg_error_set(errp, -EINVAL, "Unaligned refcount area");
+    }
+    for (i = 0; i < s->rt_entries; i++) {
+        if (s->rt[i]) {
+            used = i + 1;
+        }
+    }
+    /* Blocks for everything up to the end of the area, the area's own new
+     * blocks and table included (a fixed point). */
+    do {
+        uint64_t total;
+
+        prev_new = nnew;
+        prev_tcl = tcl;
+        if (additional > UINT64_MAX / 2 - sc - nnew - tcl) {
+            return vimg_error_set(errp, -EFBIG, "Image file too large");
+        }
+        total = sc + additional + nnew + tcl;
+        blocks = DIV_ROUND_UP(total, s->rb_entries);
+        nnew = 0;
+        for (i = 0; i < blocks; i++) {
+            if (i >= s->rt_entries || s->rt[i] == 0) {
+                nnew++;
+            }
+        }
+        entries = MAX(blocks, used);
+        tcl = DIV_ROUND_UP(entries * 8, s->cluster_size);
+    } while (nnew != prev_new || tcl != prev_tcl);
+    if (tcl * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
+        return vimg_error_set(errp, -EFBIG, "Refcount table too large");
+    }
+    entries = tcl * s->cluster_size / 8;
+    r = qcow2_refcount_flush(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    nrt = calloc(entries, sizeof(uint64_t));
+    buf = calloc(1, s->cluster_size);
+    if (!nrt || !buf) {
+        free(nrt);
+        free(buf);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    memcpy(nrt, s->rt, MIN(s->rt_entries, entries) * sizeof(uint64_t));
+    /* The new blocks, in table order, then the table. */
+    for (i = 0, k = 0; i < blocks; i++) {
+        uint64_t base = i * s->rb_entries, off;
+
+        if (nrt[i] != 0) {
+            continue;
+        }
+        memset(buf, 0, s->cluster_size);
+        for (ci = sc; ci < sc + nnew + tcl; ci++) {
+            if (ci >= base && ci < base + s->rb_entries) {
+                rb_set(s, buf, ci - base, 1);
+            }
+        }
+        off = (sc + k++) << s->cluster_bits;
+        nrt[i] = off;
+        r = full_pwrite(img->fd, buf, s->cluster_size, off);
+        if (r < 0) {
+            goto io_fail;
+        }
+    }
+    tab_off = (sc + nnew) << s->cluster_bits;
+    free(buf);
+    buf = calloc(tcl, s->cluster_size);
+    if (!buf) {
+        free(nrt);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = 0; i < entries; i++) {
+        st_be64(buf + i * 8, nrt[i]);
+    }
+    r = full_pwrite(img->fd, buf, tcl * s->cluster_size, tab_off);
+    if (r < 0) {
+        goto io_fail;
+    }
+    r = qcow2_sync(img, errp);
+    if (r < 0) {
+        goto fail;
+    }
+    st_be64(hdrbuf, tab_off);
+    st_be32(hdrbuf + 8, (uint32_t)tcl);
+    r = full_pwrite(img->fd, hdrbuf, 12, 48);
+    if (r < 0) {
+        goto io_fail;
+    }
+    r = qcow2_sync(img, errp);
+    if (r < 0) {
+        goto fail;
+    }
+    free(buf);
+    buf = NULL;
+    /* Area clusters described by blocks that existed before. */
+    for (ci = sc; ci < sc + nnew + tcl; ci++) {
+        uint64_t bi = ci / s->rb_entries;
+
+        if (bi < s->rt_entries && s->rt[bi] != 0) {
+            r = qcow2_update_refcount(img, ci << s->cluster_bits, 1, 1, errp);
+            if (r < 0) {
+                free(nrt);
+                return r;
+            }
+        }
+    }
+    free(s->rt);
+    s->rt = nrt;
+    s->rt_entries = entries;
+    s->rt_dirty = false;
+    s->hdr.refcount_table_offset = tab_off;
+    s->hdr.refcount_table_clusters = (uint32_t)tcl;
+    *end = tab_off + tcl * s->cluster_size;
+    r = qcow2_update_refcount(img, old_off, old_clusters << s->cluster_bits,
+                              -1, errp);
+    return r < 0 ? r : qcow2_refcount_flush(img, errp);
+
+io_fail:
+    r = vimg_error_set(errp, r, "Could not write the refcount table: %s",
+                       strerror(-r));
+fail:
+    free(nrt);
+    free(buf);
+    return r;
+}
+
+int
+qcow2_last_cluster(struct vimg_image *img, uint64_t *out,
+                   struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t ci = s->rt_entries * s->rb_entries, rc;
+    int r;
+
+    while (ci > 0) {
+        ci--;
+        if (s->rt[ci / s->rb_entries] == 0) {
+            ci -= ci % s->rb_entries;
+            continue;
+        }
+        r = qcow2_get_refcount(img, ci, &rc, errp);
+        if (r < 0) {
+            return r;
+        }
+        if (rc != 0) {
+            *out = ci + 1;
+            return 0;
+        }
+    }
+    *out = 0;
+    return 0;
+}
+
+int
 qcow2_refcount_flush(struct vimg_image *img, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;

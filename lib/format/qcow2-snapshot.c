@@ -170,8 +170,17 @@ static int
 read_at(struct vimg_image *img, void *buf, size_t len, uint64_t off,
         struct vimg_error **errp)
 {
-    /* Like qemu, bytes past the end of the file read as zeroes. */
-    int r = full_pread_zero(img->fd, buf, len, off);
+    /* Like qemu, bytes past the end of the file read as zeroes, but a
+     * request past qemu's largest image length (INT64_MAX rounded down to
+     * 1 GiB) is an I/O error. */
+    const uint64_t max_len = (uint64_t)INT64_MAX & ~((1ULL << 30) - 1);
+    int r;
+
+    if (off > max_len || len > max_len - off) {
+        r = -EIO;
+    } else {
+        r = full_pread_zero(img->fd, buf, len, (off_t)off);
+    }
 
     if (r < 0) {
         return vimg_error_set(errp, r, "Failed to read snapshot table: %s",

@@ -361,11 +361,11 @@ qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
         return vimg_error_set(errp, -EINVAL,
                               "Invalid reference count table offset");
     }
-    if (h->nb_snapshots > 65536) {
-        return vimg_error_set(errp, -EINVAL, "Too many snapshots");
+    if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+        return vimg_error_set(errp, -EFBIG, "Snapshot table too large");
     }
     if (!table_ok(s, h->snapshots_offset, h->nb_snapshots, 40)) {
-        return vimg_error_set(errp, -EINVAL, "Invalid snapshot table offset");
+        return vimg_error_set(errp, -EINVAL, "Snapshot table offset invalid");
     }
     return 0;
 }
@@ -892,6 +892,15 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         r = qcow2_crypt_open(img, opts, secrets, errp);
     }
     if (r == 0) {
+        /* Like qemu, a broken snapshot table refuses the open. */
+        struct qcow2_snap_table snaps;
+
+        r = qcow2_snapshot_read_table(img, &snaps, errp);
+        if (r == 0) {
+            qcow2_snapshot_table_free(&snaps);
+        }
+    }
+    if (r == 0) {
         r = open_backing(img, opts, secrets, errp);
     }
     if (r < 0) {
@@ -1122,6 +1131,7 @@ struct create_params {
     const char *backing_file;   /* borrowed from the options */
     const char *backing_fmt;
     bool backing_unsafe;        /* qemu-img create -u */
+    int prealloc;               /* QCOW2_PREALLOC_* */
 };
 
 static int
@@ -1170,8 +1180,9 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
             return vimg_error_set(errp, -EINVAL, "Parameter 'preallocation' "
                                   "does not accept value '%s'", v);
         }
-        return vimg_error_set(errp, -ENOTSUP, "Preallocation mode '%s' is "
-                              "not supported yet for qcow2", v);
+        p->prealloc = strcmp(v, "metadata") == 0 ? QCOW2_PREALLOC_METADATA
+                    : strcmp(v, "falloc") == 0 ? QCOW2_PREALLOC_FALLOC
+                                               : QCOW2_PREALLOC_FULL;
     }
     v = vimg_opts_take(opts, "compression_type");
     if (v) {
@@ -1398,6 +1409,12 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     if (r == 0) {
         r = parse_create_opts(opts, &p, errp);
     }
+    if (r == 0 && p.backing_file && p.prealloc != QCOW2_PREALLOC_OFF &&
+        !p.extended_l2) {
+        r = vimg_error_set(errp, -EINVAL, "Backing file and preallocation "
+                           "can only be used at the same time if "
+                           "extended_l2 is on");
+    }
     if (r == 0 && p.backing_file) {
         r = check_backing(filename, &p, &size, secrets, errp);
     }
@@ -1424,6 +1441,10 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     vimg_opts_free(none);
     if (r == 0) {
         r = qcow2_truncate(&tmp, size, false, errp);
+        if (r == 0) {
+            /* Before the backing file and the LUKS region (qemu's order). */
+            r = qcow2_preallocate(&tmp, p.prealloc, errp);
+        }
         if (r == 0 && p.backing_file) {
             /* Step 4 of qemu's sequence: the header names the backing. */
             struct qcow2_state *s = tmp.priv;
@@ -1452,6 +1473,136 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     }
     qcow2_crypt_params_clear(&cp);
     return r;
+}
+
+/* ---- measure ---------------------------------------------------------------- */
+
+/* Refcount table + blocks (bytes) that describe @clusters clusters and
+ * themselves. */
+static uint64_t
+refcount_meta_bytes(uint64_t clusters, uint32_t cluster_bits,
+                    uint32_t refcount_order)
+{
+    uint64_t per_block = (8ULL << cluster_bits) >> refcount_order;
+    uint64_t per_table = (1ULL << cluster_bits) / 8;
+    uint64_t blocks = 0, table = 0, prev;
+
+    do {
+        prev = blocks + table;
+        blocks = DIV_ROUND_UP(clusters + blocks + table, per_block);
+        table = DIV_ROUND_UP(blocks, per_table);
+    } while (blocks + table != prev);
+    return (blocks + table) << cluster_bits;
+}
+
+/* File size of a fully allocated image of @size bytes (size cluster
+ * aligned): header, L2 tables and L1 table in whole clusters, refcount
+ * structures, data. */
+static uint64_t
+full_size(uint64_t size, uint32_t cluster_bits, uint32_t refcount_order,
+          bool extended_l2)
+{
+    uint64_t cs = 1ULL << cluster_bits, l2e = extended_l2 ? 16 : 8;
+    uint64_t meta = cs, n2, n1;
+
+    n2 = ROUND_UP(size >> cluster_bits, cs / l2e);
+    meta += n2 * l2e;
+    n1 = ROUND_UP(n2 * l2e / cs, cs / 8);
+    meta += n1 * 8;
+    meta += refcount_meta_bytes((meta + size) >> cluster_bits, cluster_bits,
+                                refcount_order);
+    return meta + size;
+}
+
+/* Status of [@off, @off + @len) through the backing chain of @img. */
+static int
+status_above(struct vimg_image *img, uint64_t off, uint64_t len,
+             uint64_t *pnum, unsigned *st, struct vimg_error **errp)
+{
+    int r;
+
+    for (;;) {
+        struct vimg_image *b;
+
+        r = vimg_image_block_status(img, off, len, pnum, st, NULL, errp);
+        if (r < 0 || !(*st & VIMG_BLOCK_UNALLOCATED)) {
+            return r;
+        }
+        b = img->ops->backing ? img->ops->backing(img) : NULL;
+        if (!b) {
+            return 0;
+        }
+        len = *pnum;
+        if (off >= b->size) {
+            *st = VIMG_BLOCK_ZERO;
+            return 0;
+        }
+        len = MIN(len, b->size - off);
+        img = b;
+    }
+}
+
+/*
+ * qemu-img measure -O qcow2: the fully allocated size from the geometry
+ * (plus the LUKS region in whole clusters); required counts only the
+ * data clusters the source has (none without a source), or all of them
+ * with falloc or full preallocation.
+ */
+static int
+qcow2_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
+              uint64_t *required, uint64_t *fully_allocated,
+              struct vimg_error **errp)
+{
+    struct qcow2_crypt_params cp;
+    struct create_params p;
+    uint64_t cs, vsize, luks = 0, data = 0, off, pnum, full;
+    unsigned st;
+    int r;
+
+    memset(&cp, 0, sizeof(cp));
+    r = qcow2_crypt_parse_measure_opts(opts, &cp, errp);
+    if (r == 0 && cp.method == QCOW2_CRYPT_LUKS) {
+        r = luks1_payload_bytes(&cp.luks, &luks, errp);
+    }
+    qcow2_crypt_params_clear(&cp);
+    if (r == 0) {
+        r = parse_create_opts(opts, &p, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    cs = 1ULL << p.cluster_bits;
+    if (size > INT64_MAX - cs) {
+        return vimg_error_set(errp, -EFBIG, "Image size too large");
+    }
+    vsize = ROUND_UP(size, cs);
+    luks = ROUND_UP(luks, cs);
+    if (p.prealloc == QCOW2_PREALLOC_FALLOC ||
+        p.prealloc == QCOW2_PREALLOC_FULL) {
+        data = vsize;
+    } else if (src) {
+        for (off = 0; off < size; off += pnum) {
+            r = status_above(src, off, size - off, &pnum, &st, errp);
+            if (r < 0) {
+                return r;
+            }
+            if (pnum == 0) {
+                break;
+            }
+            if ((st & VIMG_BLOCK_DATA) && !(st & VIMG_BLOCK_ZERO)) {
+                /* Whole clusters, each counted once. */
+                uint64_t end = MIN(ROUND_UP(off + pnum, cs), vsize);
+
+                data += end - (off - off % cs);
+                pnum = end - off;
+            }
+        }
+    }
+    full = full_size(vsize, p.cluster_bits, p.refcount_order,
+                     p.extended_l2) + luks;
+    *fully_allocated = full;
+    *required = full - vsize + MIN(data, vsize);
+    return 0;
 }
 
 /* `qemu-img create -f qcow2 -o help` in creation-description order (the
@@ -1530,6 +1681,7 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .backing = qcow2_backing,
     .set_backing = qcow2_set_backing,
     .make_empty = qcow2_make_empty,
+    .measure = qcow2_measure,
     .pwrite_compressed = qcow2_pwrite_compressed,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_create = qcow2_snapshot_create,

@@ -478,6 +478,44 @@ int qcow2_amend(struct vimg_image *img, struct vimg_opts *opts,
                 struct vimg_secrets *secrets, bool force,
                 struct vimg_error **errp);
 
+/* ---- qcow2-finish: preallocation, shrinking, measure ---- */
+
+#define QCOW2_PREALLOC_OFF      0
+#define QCOW2_PREALLOC_METADATA 1
+#define QCOW2_PREALLOC_FALLOC   2
+#define QCOW2_PREALLOC_FULL     3
+
+/**
+ * qcow2_preallocate - preallocate guest clusters [0, img->size) of a new
+ * image as qemu's create does: metadata (L2 tables, each followed by its
+ * data clusters, file extended to the end), or falloc/full (a refcount
+ * area with a new table at the end of the used clusters, the data right
+ * after it, fallocated or written with zeroes, then the L2 tables).
+ */
+int qcow2_preallocate(struct vimg_image *img, int mode,
+                      struct vimg_error **errp);
+/**
+ * qcow2_refcount_area - write a new refcount table at @start (cluster
+ * aligned, free up to the end of the file), preceded by the refcount
+ * blocks missing to cover everything up to @additional clusters past the
+ * new structures; the old table is freed.  *@end: the first byte after.
+ */
+int qcow2_refcount_area(struct vimg_image *img, uint64_t start,
+                        uint64_t additional, uint64_t *end,
+                        struct vimg_error **errp);
+/** qcow2_last_cluster - 1 + the index of the last cluster in use, or 0. */
+int qcow2_last_cluster(struct vimg_image *img, uint64_t *out,
+                       struct vimg_error **errp);
+
+/**
+ * qcow2_crypt_parse_measure_opts - qcow2_crypt_parse_create_opts() for
+ * measure: the same checks and messages, but no passphrase is fetched
+ * (@p->pw stays NULL).
+ */
+int qcow2_crypt_parse_measure_opts(struct vimg_opts *opts,
+                                   struct qcow2_crypt_params *p,
+                                   struct vimg_error **errp);
+
 extern const struct vimg_format_ops vimg_format_qcow2;
 
 #endif /* VIMG_QCOW2_H */

@@ -11,10 +11,12 @@
  * followed by data is two entries, two data runs stored apart are two
  * entries).  Encrypted formats report no file offsets at all, as qemu.
  *
- * There are no backing files yet, so depth is always 0.  "present" is
- * true unless the format reports the range as unallocated
- * (VIMG_BLOCK_UNALLOCATED, where the header defines it): raw and luks
- * files are allocated everywhere.
+ * Backing chains follow qemu's walk: a range that a layer reports as
+ * unallocated (VIMG_BLOCK_UNALLOCATED) is asked of its backing image, one
+ * level deeper, clamped to the backing image's size.  Where no layer has it
+ * (no backing image, or beyond the backing image's end) the entry is not
+ * present and reads as zeroes, at the depth of the last layer asked.  Raw
+ * and luks files are allocated everywhere.
  */
 #include "config.h"
 
@@ -42,20 +44,52 @@ mergeable(const struct vimg_map_entry *a, const struct vimg_map_entry *b)
     return !a->has_offset || a->offset + a->length == b->offset;
 }
 
-static void
-status_to_entry(unsigned st, uint64_t host, struct vimg_map_entry *e)
+/*
+ * The status of the guest range at @off (at most @len bytes) through the
+ * backing chain of @img: fills @e and its length (> 0).
+ */
+static int
+chain_status(struct vimg_image *img, uint64_t off, uint64_t len,
+             struct vimg_map_entry *e, struct vimg_error **errp)
 {
-    e->depth = 0;
-    e->present = true;
-#ifdef VIMG_BLOCK_UNALLOCATED
-    if (st & VIMG_BLOCK_UNALLOCATED) {
-        e->present = false;
+    int depth = 0;
+
+    for (;;) {
+        struct vimg_image *b;
+        uint64_t pnum = 0, host = 0, bsize;
+        unsigned st = 0;
+        int r;
+
+        r = vimg_image_block_status(img, off, len, &pnum, &st, &host, errp);
+        if (r < 0) {
+            return r;
+        }
+        if (pnum == 0 || pnum > len) {
+            return vimg_error_set(errp, -EIO, "Invalid block status");
+        }
+        memset(e, 0, sizeof(*e));
+        e->start = off;
+        e->length = pnum;
+        e->depth = depth;
+        if (!(st & VIMG_BLOCK_UNALLOCATED)) {
+            e->present = true;
+            e->zero = (st & VIMG_BLOCK_ZERO) != 0;
+            e->data = (st & VIMG_BLOCK_DATA) != 0;
+            e->has_offset = (st & VIMG_BLOCK_OFFSET) != 0;
+            e->offset = e->has_offset ? host : 0;
+            return 0;
+        }
+        b = vimg_image_backing(img);
+        bsize = b ? vimg_image_size(b) : 0;
+        if (!b || off >= bsize) {
+            /* Nowhere in the chain: reads as zeroes, not present. */
+            e->zero = true;
+            return 0;
+        }
+        img = b;
+        len = MIN(pnum, bsize - off);
+        depth++;
     }
-#endif
-    e->zero = (st & VIMG_BLOCK_ZERO) != 0;
-    e->data = (st & VIMG_BLOCK_DATA) != 0;
-    e->has_offset = (st & VIMG_BLOCK_OFFSET) != 0;
-    e->offset = e->has_offset ? host : 0;
 }
 
 int
@@ -77,18 +111,10 @@ vimg_map(struct vimg_image *img, uint64_t start, uint64_t len, vimg_map_fn fn,
     end = (len > size - start) ? size : start + len;
 
     for (off = start; off < end; off += next.length) {
-        uint64_t pnum = 0, host = 0;
-        unsigned st = 0;
-
-        r = vimg_image_block_status(img, off, MIN(end - off, MAP_STEP), &pnum,
-                                    &st, &host, errp);
+        r = chain_status(img, off, MIN(end - off, MAP_STEP), &next, errp);
         if (r < 0) {
             return r;
         }
-        memset(&next, 0, sizeof(next));
-        next.start = off;
-        next.length = pnum;
-        status_to_entry(st, host, &next);
         if (have && mergeable(&cur, &next)) {
             cur.length += next.length;
             continue;

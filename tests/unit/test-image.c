@@ -2,8 +2,9 @@
 /*
  * Unit tests of the image layer through the public API: raw and luks
  * create/open/read/write, unaligned I/O, range and permission checks,
- * metadata-only handles, key errors, option errors, probing (LUKS2 and
- * qcow2 refused), block status, resize and the info JSON.
+ * metadata-only handles, key errors, option errors, probing (LUKS2 as luks,
+ * other LUKS versions refused, qcow2), LUKS2 volumes through -f luks, block
+ * status, resize and the info JSON.
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "blockcrypt/luks2.h"
 #include "internal.h"
 #include "tap.h"
 
@@ -563,6 +565,88 @@ test_luks_create_errors(void)
     vimg_opts_free(o);
 }
 
+/* LUKS2 through -f luks: create, probe, 4096-byte sectors with unaligned
+ * I/O (read-modify-write), reopen, wrong key, fixed options. */
+static void
+test_luks2(void)
+{
+    const char *f = path("b.luks2");
+    const uint64_t size = 1 << 20;
+    struct vimg_image *img;
+    struct vimg_error *err = NULL;
+    struct vimg_opts *o;
+    uint8_t *model = calloc(1, size), *buf = malloc(size);
+    uint8_t pat[7000];
+    const char *fmt = NULL;
+    struct stat sb;
+    int r;
+
+    ok(create(f, "luks", size - 100, "key-secret=s0,encrypt.format=luks2,"
+              "kdf=pbkdf2,iter-count=1000,sector-size=4096") == 0,
+       "luks2 create");
+    memset(&sb, 0, sizeof(sb));
+    stat(f, &sb);
+    ok(sb.st_size == (off_t)(LUKS2_DATA_OFFSET_DEFAULT + size),
+       "luks2 file: 16 MiB header area + size rounded up to 4096 (%lld)",
+       (long long)sb.st_size);
+    r = vimg_probe(f, &fmt, &err);
+    ok(r == 0 && fmt && strcmp(fmt, "luks") == 0, "luks2 probes as luks");
+    img = open_img(f, NULL, "key-secret=s0", VIMG_OPEN_RDWR);
+    ok(img != NULL, "luks2 open (probed)");
+    if (!img) {
+        free(model);
+        free(buf);
+        return;
+    }
+    ok(vimg_image_size(img) == size && vimg_image_encrypted(img) &&
+       vimg_image_alignment(img) == 4096,
+       "luks2: size %llu, encrypted, alignment %u",
+       (unsigned long long)vimg_image_size(img), vimg_image_alignment(img));
+    r = vimg_image_zero(img, 0, size, 0, &err);
+    ok(r == 0, "luks2 zero all");
+    fill(pat, sizeof(pat), 3);
+    r = vimg_image_pwrite(img, pat, sizeof(pat), 4000, &err);
+    memcpy(model + 4000, pat, sizeof(pat));
+    ok(r == 0, "luks2 unaligned write across sectors");
+    vimg_image_close(img, NULL);
+
+    img = open_img(f, "luks", "key-secret=s0", 0);
+    ok(img != NULL, "luks2 reopen read-only");
+    if (img) {
+        r = vimg_image_pread(img, buf, size, 0, &err);
+        ok(r == 0, "luks2 read");
+        ok_mem(buf, model, size, "luks2 read back after reopen");
+        r = vimg_image_pread(img, buf, 10, 4095, &err);
+        ok(r == 0 && memcmp(buf, model + 4095, 10) == 0,
+           "luks2 unaligned read");
+        vimg_image_close(img, NULL);
+    }
+
+    o = opts("key-secret=bad");
+    r = vimg_image_open(f, "luks", o, secrets, 0, &img, &err);
+    vimg_opts_free(o);
+    expect_err(r, &err, -EPERM, "Invalid password, cannot unlock any keyslot",
+               "luks2 wrong password");
+
+    o = opts("key-secret=s0,kdf=pbkdf2");
+    r = vimg_image_create(path("c.luks"), "luks", size, o, secrets, &err);
+    vimg_opts_free(o);
+    expect_err(r, &err, -EINVAL, "Parameter 'kdf' is only supported with "
+               "encrypt.format=luks2", "luks1 refuses kdf");
+    o = opts("key-secret=s0,encrypt.format=luks3");
+    r = vimg_image_create(path("c.luks"), "luks", size, o, secrets, &err);
+    vimg_opts_free(o);
+    expect_err(r, &err, -EINVAL, "Parameter 'encrypt.format' does not accept "
+               "value 'luks3'", "bad encrypt.format");
+    o = opts("key-secret=s0,encrypt.format=luks2,sector-size=768");
+    r = vimg_image_create(path("c.luks"), "luks", size, o, secrets, &err);
+    vimg_opts_free(o);
+    expect_err(r, &err, -EINVAL, "Unsupported encryption sector size 768",
+               "luks2 bad sector size");
+    free(model);
+    free(buf);
+}
+
 static void
 test_probe(void)
 {
@@ -578,12 +662,21 @@ test_probe(void)
     ok(fd >= 0 && write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr),
        "write LUKS2 magic");
     close(fd);
+    /* LUKS2 magic probes as luks (never raw); this header is empty, so
+     * opening it fails in the LUKS2 header checks. */
     r = vimg_probe(l2, &fmt, &err);
-    expect_err(r, &err, -ENOTSUP, "LUKS version 2 is not supported",
-               "probe refuses LUKS2");
+    ok(r == 0 && fmt && strcmp(fmt, "luks") == 0, "probe LUKS2 as luks");
     r = vimg_image_open(l2, NULL, NULL, secrets, VIMG_OPEN_NO_IO, &img, &err);
-    expect_err(r, &err, -ENOTSUP, "LUKS version 2 is not supported",
-               "open refuses LUKS2");
+    expect_err(r, &err, -EINVAL, "LUKS2 primary header: invalid header size 0",
+               "open checks the LUKS2 header");
+    memcpy(hdr, "LUKS\xba\xbe\x00\x03", 8);
+    fd = open(l2, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ok(fd >= 0 && write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr),
+       "write LUKS version 3 magic");
+    close(fd);
+    r = vimg_probe(l2, &fmt, &err);
+    expect_err(r, &err, -ENOTSUP, "LUKS version 3 is not supported",
+               "probe refuses LUKS version 3");
 
     memset(hdr, 0, sizeof(hdr));
     memcpy(hdr, "QFI\xfb\x00\x00\x00\x03", 8);
@@ -637,6 +730,7 @@ main(void)
     test_luks_errors();
     test_luks_create_errors();
     test_probe();
+    test_luks2();
 
     d = vimg_format_create_opts("luks");
     for (i = 0; d && i < sizeof(luks_opts_names) / sizeof(luks_opts_names[0]);
