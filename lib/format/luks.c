@@ -128,10 +128,24 @@ luks_close(struct vimg_image *img)
 }
 
 /*
+ * Whether bytes 8..15 of a LUKS header (@head, 16 bytes) hold a header
+ * size the LUKS2 specification allows (16 KiB .. 4 MiB, a power of two).
+ */
+static bool
+luks2_hdr_size_plausible(const uint8_t *head)
+{
+    uint64_t sz = ld_be64(head + 8);
+
+    return sz >= 16384 && sz <= 4194304 && (sz & (sz - 1)) == 0;
+}
+
+/*
  * Load the header, LUKS1 or LUKS2 by its version field.  A file without
  * the LUKS magic may still be a LUKS2 volume with a damaged primary header
  * and a good secondary one, so LUKS2 is tried quietly first; if that
- * fails too, LUKS1's "Volume is not in LUKS format" is the answer.
+ * fails too, LUKS1's "Volume is not in LUKS format" is the answer.  A
+ * version-2 header whose header size no LUKS2 header can have is refused
+ * with qemu's "LUKS version 2 is not supported" (LUKS1 hostile headers).
  */
 static int
 luks_load(const struct luks_io *io, struct luks_state *s,
@@ -143,7 +157,7 @@ luks_load(const struct luks_io *io, struct luks_state *s,
     struct luks2_io io2 = {
         .opaque = io->opaque, .read = io->read, .write = io->write,
     };
-    uint8_t head[8];
+    uint8_t head[16];
     int version, r;
 
     r = io->read(io->opaque, 0, head, sizeof(head), errp);
@@ -162,8 +176,19 @@ luks_load(const struct luks_io *io, struct luks_state *s,
             return vimg_error_set(errp, r, "Out of memory");
         }
     } else if (version == 2) {
-        r = luks2_load(&io2, &s->luks2, errp);
+        struct vimg_error *err2 = NULL;
+
+        r = luks2_load(&io2, &s->luks2, &err2);
+        if (r < 0 && !luks2_hdr_size_plausible(head)) {
+            /* Not a LUKS2 binary header at all (a LUKS1 header with a
+             * changed version word, say): qemu's refusal. */
+            vimg_error_free(err2);
+            return vimg_error_set(errp, -EINVAL,
+                                  "LUKS version 2 is not supported");
+        }
         if (r < 0) {
+            r = vimg_error_set(errp, r, "%s", vimg_error_message(err2));
+            vimg_error_free(err2);
             return r;
         }
     }

@@ -662,12 +662,22 @@ test_probe(void)
     ok(fd >= 0 && write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr),
        "write LUKS2 magic");
     close(fd);
-    /* LUKS2 magic probes as luks (never raw); this header is empty, so
-     * opening it fails in the LUKS2 header checks. */
+    /* LUKS2 magic probes as luks (never raw); a header size that no LUKS2
+     * header can have gets qemu's refusal, a plausible one the LUKS2
+     * checks. */
     r = vimg_probe(l2, &fmt, &err);
     ok(r == 0 && fmt && strcmp(fmt, "luks") == 0, "probe LUKS2 as luks");
     r = vimg_image_open(l2, NULL, NULL, secrets, VIMG_OPEN_NO_IO, &img, &err);
-    expect_err(r, &err, -EINVAL, "LUKS2 primary header: invalid header size 0",
+    expect_err(r, &err, -EINVAL, "LUKS version 2 is not supported",
+               "open refuses a LUKS2 magic without a LUKS2 header");
+    hdr[14] = 0x40;             /* hdr_size 16384 */
+    fd = open(l2, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ok(fd >= 0 && write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr),
+       "write LUKS2 magic and header size");
+    close(fd);
+    r = vimg_image_open(l2, NULL, NULL, secrets, VIMG_OPEN_NO_IO, &img, &err);
+    expect_err(r, &err, -ENOTSUP,
+               "LUKS2 primary header: checksum algorithm is not supported",
                "open checks the LUKS2 header");
     memcpy(hdr, "LUKS\xba\xbe\x00\x03", 8);
     fd = open(l2, O_CREAT | O_TRUNC | O_WRONLY, 0644);

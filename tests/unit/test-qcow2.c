@@ -239,8 +239,8 @@ test_header(void)
         { 56, 4, 129, -EINVAL, "Reference count table too large", false },
         { 48, 8, 0x10008, -EINVAL, "Invalid reference count table offset",
           false },
-        { 60, 4, 65537, -EINVAL, "Too many snapshots", false },
-        { 64, 8, 0x123, -EINVAL, "Invalid snapshot table offset", false },
+        { 60, 4, 65537, -EFBIG, "Snapshot table too large", false },
+        { 64, 8, 0x123, -EINVAL, "Snapshot table offset invalid", false },
     };
     size_t i;
 
