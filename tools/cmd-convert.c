@@ -45,69 +45,6 @@ static const char convert_help[] =
 
 #define COPY_CHUNK (2u << 20)
 
-/*
- * check_opt_value - check one -o value against the type of its creation
- * option, as qemu-img convert does while parsing -o (before anything is
- * created, with no filename prefix): sizes as qemu_strtosz, numbers as
- * strtoull in any base, booleans on/yes/true/y or off/no/false/n.
- * Return: 0, or -EINVAL after printing qemu's message (and, for sizes, its
- * two-line suffix hint).
- */
-static int
-check_opt_value(const struct vimg_opt_desc *d, const char *v)
-{
-    static const char *const bools[] = {
-        "on", "yes", "true", "y", "off", "no", "false", "n",
-    };
-    uint64_t size;
-    char *end;
-    size_t i;
-    int r;
-
-    switch (d->type) {
-    case VIMG_OPT_BOOL:
-        for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-            if (strcmp(v, bools[i]) == 0) {
-                return 0;
-            }
-        }
-        cli_error("Parameter '%s' expects 'on' or 'off'", d->name);
-        return -EINVAL;
-    case VIMG_OPT_NUMBER:
-        errno = 0;
-        (void)strtoull(v, &end, 0);
-        if (errno == ERANGE) {
-            cli_error("Value '%s' is too large for parameter '%s'", v,
-                      d->name);
-            return -EINVAL;
-        }
-        if (end == v || *end != '\0') {
-            cli_error("Parameter '%s' expects a number", d->name);
-            return -EINVAL;
-        }
-        return 0;
-    case VIMG_OPT_SIZE:
-        r = cli_parse_size_plus(v, &size);
-        if (r == -ERANGE) {
-            cli_error("Value '%s' is out of range for parameter '%s'", v,
-                      d->name);
-            return -EINVAL;
-        }
-        if (r < 0) {
-            cli_error("Parameter '%s' expects a non-negative number below "
-                      "2^64", d->name);
-            fputs("Optional suffix k, M, G, T, P or E means kilo-, mega-, "
-                  "giga-, tera-, peta-\nand exabytes, respectively.\n",
-                  stderr);
-            return -EINVAL;
-        }
-        return 0;
-    case VIMG_OPT_STRING:
-    default:
-        return 0;
-    }
-}
-
 /* convert -l: "snapshot.id=ID,snapshot.name=NAME", or an id or name. */
 struct snapshot_param {
     bool given;
@@ -526,7 +463,7 @@ run_convert(int argc, char **argv)
                 vimg_opts_free(cleaned);
                 goto out;
             }
-            if (check_opt_value(d, vimg_opts_value(copts, i)) < 0) {
+            if (cli_check_opt_value(NULL, d, vimg_opts_value(copts, i)) < 0) {
                 vimg_opts_free(cleaned);
                 goto out;
             }

@@ -48,48 +48,6 @@ enum {
     OPT_SIZE = OPT_HELP + 1,
 };
 
-/* Check one -o value against the type of its option (qemu's messages). */
-static int
-check_opt_value(const struct vimg_opt_desc *d, const char *v)
-{
-    uint64_t n;
-
-    switch (d->type) {
-    case VIMG_OPT_BOOL:
-        if (strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "yes") &&
-            strcmp(v, "no") && strcmp(v, "true") && strcmp(v, "false")) {
-            cli_error("Parameter '%s' expects 'on' or 'off'", d->name);
-            return -EINVAL;
-        }
-        return 0;
-    case VIMG_OPT_SIZE:
-        if (cli_parse_size(v, &n) < 0) {
-            cli_error("Parameter '%s' expects a non-negative number below "
-                      "2^64",
-                      d->name);
-            fprintf(stderr, "Optional suffix k, M, G, T, P or E means kilo-, "
-                            "mega-, giga-, tera-, peta-\n"
-                            "and exabytes, respectively.\n");
-            return -EINVAL;
-        }
-        return 0;
-    case VIMG_OPT_NUMBER: {
-        char *end;
-
-        errno = 0;
-        (void)strtoull(v, &end, 0);
-        if (!*v || *end || errno || *v == '-') {
-            cli_error("Parameter '%s' expects a number", d->name);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    case VIMG_OPT_STRING:
-    default:
-        return 0;
-    }
-}
-
 /*
  * Parse and check the -o string for @format: unknown keys and badly typed
  * values print qemu's message plus "Invalid options for file format".
@@ -123,7 +81,7 @@ parse_create_opts(const char *format, const char *str, struct vimg_opts **out)
             cli_error("Invalid parameter '%s'", k);
             goto bad;
         }
-        if (check_opt_value(d, vimg_opts_value(o, i)) < 0) {
+        if (cli_check_opt_value(NULL, d, vimg_opts_value(o, i)) < 0) {
             goto bad;
         }
     }
