@@ -85,8 +85,10 @@ for m in metadata falloc full; do
     rm -f q.qcow2 v.qcow2
     opts="preallocation=$m,encrypt.format=luks,encrypt.key-secret=s0"
     opts="$opts,encrypt.iter-time=10"
-    expect_ok qemu-img create -q --object "$SECRET" -f qcow2 -o "$opts" \
-        q.qcow2 64M
+    # qemu-img's LUKS create can fail with "Unable to get accurate CPU
+    # usage" on a busy machine (Debian 7.2 calibration bug): retry.
+    qemu_retry qemu-img create -q --object "$SECRET" -f qcow2 -o "$opts" \
+        q.qcow2 64M || fail "qemu-img create ($opts)"
     expect_ok "$VIMG" create -q --object "$SECRET" -f qcow2 -o "$opts" \
         v.qcow2 64M
     meta q.qcow2 >q.meta

@@ -181,20 +181,23 @@ header_u64(uint64_t off)
     return ld_be64(b);
 }
 
+/*
+ * A broken snapshot table is refused when the image is opened (as qemu
+ * does) or, for problems only a snapshot operation meets, by the list.
+ */
 static void
 expect_list_error(const char *what, int code, const char *msg)
 {
-    struct vimg_image *img = open_img(0);
+    struct vimg_image *img = NULL;
     struct vimg_snapshot *list = NULL;
     struct vimg_error *err = NULL;
     size_t n = 0;
     int r;
 
-    if (!img) {
-        ok(0, "%s: open", what);
-        return;
+    r = vimg_image_open(path, "qcow2", NULL, NULL, 0, &img, &err);
+    if (r == 0) {
+        r = vimg_snapshot_list(img, &list, &n, &err);
     }
-    r = vimg_snapshot_list(img, &list, &n, &err);
     ok(r == code, "%s: code %d (got %d)", what, code, r);
     ok(err && strncmp(vimg_error_message(err), msg, strlen(msg)) == 0,
        "%s: message '%s' (got '%s')", what, msg,
