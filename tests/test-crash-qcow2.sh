@@ -7,8 +7,8 @@
 # then again with VIMG_FAILPOINT=KIND:N:crash and KIND:N:eio for N = 1..T
 # (sampled down to about $CRASH_POINTS points when T is larger).  After
 # every run the real `qemu-img check` must find no corruption (exit status
-# 0, or 3 = leaked clusters only), and data must read back through
-# qemu-img:
+# 0, or 3 = leaked clusters only; `vimg check` likewise), and data must
+# read back through qemu-img:
 #   a) vimg convert -O qcow2 of 16 MiB of random data to a new file: the
 #      file may be missing or not (yet) a qcow2 image only while the create
 #      step runs (its call count is measured with vimg create); once the
@@ -84,17 +84,21 @@ need_calls()
     [ "$1" -gt 0 ] || bad "$2: no '$KIND' calls counted, nothing to interrupt"
 }
 
-# qcheck IMG OPTS...: qemu-img check must report no corruption.
+# qcheck IMG OPTS...: qemu-img check must report no corruption, and so
+# must vimg check (both exit status 0 or 3).
 qcheck()
 {
-    local img=$1 rc
+    local img=$1 rc tool
     shift
-    qemu-img check "$@" "$img" >"$TEST_TMP/check.out" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
-        sed 's/^/#   /' "$TEST_TMP/check.out" | head -8
-        return 1
-    fi
+    for tool in qemu-img "$VIMG"; do
+        "$tool" check "$@" "$img" >"$TEST_TMP/check.out" 2>&1
+        rc=$?
+        if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
+            echo "#   $(basename "$tool") check: exit status $rc"
+            sed 's/^/#   /' "$TEST_TMP/check.out" | head -8
+            return 1
+        fi
+    done
     return 0
 }
 

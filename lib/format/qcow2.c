@@ -60,10 +60,12 @@ qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits, uint64_t size)
 int
 qcow2_sync(struct vimg_image *img, struct vimg_error **errp)
 {
-    if (fdatasync(img->fd) < 0 && errno != EINVAL && errno != EROFS) {
-        return vimg_error_set(errp, -errno, "Could not flush '%s': %s",
+    int r = file_flush(img->fd);   /* counted by the failpoints */
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not flush '%s': %s",
                               img->filename ? img->filename : "image",
-                              strerror(errno));
+                              strerror(-r));
     }
     return 0;
 }
@@ -335,17 +337,23 @@ qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
 
     /* Tables: sizes capped before anything is allocated. */
     if (h->size > INT64_MAX) {
-        return vimg_error_set(errp, -EFBIG, "Image size too large");
+        /* qemu's wording: its sector count refresh is what fails. */
+        return vimg_error_set(errp, -EFBIG,
+                              "Could not refresh total sector count: "
+                              "File too large");
     }
     if ((uint64_t)h->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
         return vimg_error_set(errp, -EFBIG, "Active L1 table too large");
     }
     need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, h->size);
+    if (need > INT32_MAX) {
+        return vimg_error_set(errp, -EFBIG, "Image is too big");
+    }
     if (need > h->l1_size) {
         return vimg_error_set(errp, -EINVAL, "L1 table is too small");
     }
     if (!table_ok(s, h->l1_table_offset, h->l1_size, 8)) {
-        return vimg_error_set(errp, -EINVAL, "Invalid L1 table offset");
+        return vimg_error_set(errp, -EINVAL, "Active L1 table offset invalid");
     }
     if ((uint64_t)h->refcount_table_clusters * s->cluster_size >
         QCOW2_MAX_REFTABLE_BYTES) {

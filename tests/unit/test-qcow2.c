@@ -233,7 +233,7 @@ test_header(void)
         { 36, 4, 4 * 1024 * 1024 + 1, -EFBIG, "Active L1 table too large",
           false },
         { 36, 4, 0, -EINVAL, "L1 table is too small", false },
-        { 40, 8, 0x30200, -EINVAL, "Invalid L1 table offset", false },
+        { 40, 8, 0x30200, -EINVAL, "Active L1 table offset invalid", false },
         { 56, 4, 0, -EINVAL, "Image does not contain a reference count table",
           false },
         { 56, 4, 129, -EINVAL, "Reference count table too large", false },
