@@ -118,17 +118,11 @@ run_snapshot(int argc, char **argv)
         case OPT_IMAGE_OPTS:
             image_opts = true;
             break;
-        case OPT_OBJECT: {
-            char **p = realloc(objects, (n_objects + 1) * sizeof(*objects));
-
-            if (!p) {
-                cli_error("%s", strerror(ENOMEM));
+        case OPT_OBJECT:
+            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
                 goto out;
             }
-            objects = p;
-            objects[n_objects++] = optarg;
             break;
-        }
         default:
             rc = cli_getopt_error(c, argv);
             goto out;

@@ -679,3 +679,17 @@ cli_append_opts(char **dst, const char *more)
     *dst = s;
     return 0;
 }
+
+int
+cli_collect_object(char ***objects, size_t *n_objects, char *arg)
+{
+    char **p = realloc(*objects, (*n_objects + 1) * sizeof(**objects));
+
+    if (!p) {
+        cli_error("%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    *objects = p;
+    p[(*n_objects)++] = arg;
+    return 0;
+}

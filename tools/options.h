@@ -226,4 +226,12 @@ void cli_print_create_help(const char *format, bool with_filename);
  */
 int cli_append_opts(char **dst, const char *more);
 
+/**
+ * cli_collect_object - remember one --object argument; the definitions are
+ * applied once every option is parsed (qemu-img's order).  Prints the
+ * error itself.
+ * Return: 0, or -ENOMEM.
+ */
+int cli_collect_object(char ***objects, size_t *n_objects, char *arg);
+
 #endif /* VIMG_TOOLS_OPTIONS_H */
