@@ -9,8 +9,12 @@
 #     luksDump (version 2, kdf, sector size, label), --dump-master-key and
 #     open --test-passphrase accept the password and refuse a wrong one;
 #     cryptsetup luksAddKey adds a keyslot that vimg opens; `vimg amend`
-#     adds one that cryptsetup opens; a wrong password fails with EPERM's
-#     message.
+#     adds one that cryptsetup opens; `info` lists the keyslots (human and
+#     JSON); vimg erases cryptsetup's keyslot by password, cryptsetup
+#     luksKillSlot erases vimg's; the last keyslot is refused without
+#     --force (file untouched) and erased with it; a wrong password fails
+#     with EPERM's message; kill -9 at every write/flush of an add and of
+#     an erase leaves a volume cryptsetup opens with the old password.
 # (2) data: vimg writes a pattern (convert) plus an unaligned patch (io,
 #     read-modify-write inside a 4096-byte sector), `cryptsetup reencrypt`
 #     (userspace) decrypts it with vimg's key and re-encrypts it with a new
@@ -137,9 +141,53 @@ for combo in "pbkdf2 512 xts" "argon2id 4096 xts" "argon2i 512 cbc-essiv" \
         fail "$what: cryptsetup rejects vimg's keyslot 2"
     cryptsetup luksDump "$img" | grep -q '^  2: luks2' ||
         fail "$what: keyslot 2 not in luksDump"
-    expect_stderr "Erasing LUKS2 keyslots is not supported" \
-        "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=2 \
+    # info lists the three keyslots (id, kdf iterations, stripes, offsets).
+    expect_ok "$VIMG" info --output=json "$img"
+    python3 - "$LAST_OUT" <<'PY' || fail "$what: info keyslots"
+import json, sys
+d = json.load(open(sys.argv[1]))["format-specific"]["data"]
+ks = {k["id"]: k for k in d["keyslots"]}
+assert sorted(ks) == [0, 1, 2], ks
+for k in ks.values():
+    assert k["af-stripes"] == 4000 and k["area-offset"] >= 32768, k
+    assert k["area-size"] > 0 and k["kdf"]["type"], k
+assert ks[2]["kdf"] == {"type": "pbkdf2", "hash": "sha256",
+                        "iterations": 1000}, ks[2]
+PY
+    expect_ok "$VIMG" info "$img"
+    grep -q '^            af stripes: 4000$' "$LAST_OUT" &&
+        grep -q '^            area offset: ' "$LAST_OUT" ||
+        fail "$what: human info lacks keyslot details"
+    # vimg erases cryptsetup's keyslot 1 by its password.
+    expect_ok "$VIMG" amend "${OBJS[@]}" -o state=inactive,old-secret=s2 \
         --image-opts "$(lopts "$img" s1)"
+    cryptsetup luksDump "$img" | grep -q '^  1: luks2' &&
+        fail "$what: keyslot 1 still in luksDump after vimg erased it"
+    if cryptsetup open --test-passphrase --key-file pw2 "$img" 2>/dev/null; then
+        fail "$what: cryptsetup still accepts the erased password"
+    fi
+    cryptsetup open --test-passphrase --key-file pw1 "$img" ||
+        fail "$what: cryptsetup lost keyslot 0 after vimg's erase"
+    # cryptsetup kills vimg's keyslot 2; vimg no longer opens with it.
+    cryptsetup luksKillSlot --batch-mode "$img" 2 || fail "$what: luksKillSlot"
+    expect_error 1 "Invalid password, cannot unlock any keyslot" \
+        "$VIMG" convert "${OBJS[@]}" --image-opts "$(lopts "$img" s3)" \
+        -O raw bad.raw
+    # The last keyslot is refused without --force, the file untouched.
+    before=$(sha "$img")
+    expect_error 1 "Attempt to erase the only active keyslot 0 which will" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=0 \
+        --image-opts "$(lopts "$img" s1)"
+    expect_error 1 "All the active keyslots match the (old) password" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,old-secret=s1 \
+        --image-opts "$(lopts "$img" s1)"
+    expect_error 1 "Given keyslot 5 is already erased (inactive)" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=5 \
+        --image-opts "$(lopts "$img" s1)"
+    expect_error 1 "No keyslots match given (old) password" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,old-secret=sx \
+        --image-opts "$(lopts "$img" s1)"
+    assert_eq "$(sha "$img")" "$before" "$what: refused erase changed the file"
 
     # cryptsetup re-encrypts vimg's data with a new volume key.
     key=$(cryptsetup luksDump --dump-master-key --batch-mode --key-file pw1 \
@@ -155,6 +203,58 @@ for combo in "pbkdf2 512 xts" "argon2id 4096 xts" "argon2i 512 cbc-essiv" \
     assert_same_file out.raw plain "$what: data re-encrypted by cryptsetup"
     echo "ok: $what"
 done
+
+# ---- erase with --force, and crashes during add and erase -------------------
+img=crash.luks2
+expect_ok "$VIMG" create -q -f luks "${OBJS[@]}" \
+    -o key-secret=s1,encrypt.format=luks2,kdf=pbkdf2,iter-count=1000 force.luks2 64k
+expect_ok "$VIMG" amend --force "${OBJS[@]}" -o state=inactive,keyslot=0 \
+    --image-opts "$(lopts force.luks2 s1)"
+cryptsetup isLuks --type luks2 force.luks2 || fail "forced erase: not LUKS2"
+cryptsetup luksDump force.luks2 | grep -q '^  0: luks2' &&
+    fail "forced erase: keyslot 0 still listed"
+if cryptsetup open --test-passphrase --key-file pw1 force.luks2 2>/dev/null; then
+    fail "forced erase: cryptsetup still opens"
+fi
+echo "ok: --force erases the last keyslot"
+
+# crash_loop OLD NEW ARGS...: kill vimg amend ARGS (on a copy of base.luks2)
+# at every counted write and flush; cryptsetup must then open the volume
+# with OLD, and NEW must work or be refused cleanly (NEW=- : must not work).
+expect_ok "$VIMG" create -q -f luks "${OBJS[@]}" \
+    -o key-secret=s1,encrypt.format=luks2,kdf=pbkdf2,iter-count=1000 base.luks2 64k
+cryptsetup luksAddKey --batch-mode --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    --key-file pw1 base.luks2 pw2 || fail "luksAddKey on base"
+crash_loop()
+{
+    local old=$1 new=$2 total n
+    shift 2
+    cp base.luks2 "$img"
+    rm -f count.txt
+    VIMG_FAILPOINT_COUNT=$TEST_TMP/count.txt run_cmd "$VIMG" amend "$@"
+    [ "$LAST_RC" = 0 ] || { _show_last; fail "crash_loop: plain run failed"; }
+    total=$(awk '$1 == "any" { print $2 }' count.txt)
+    [ "${total:-0}" -ge 3 ] || fail "crash_loop: only ${total:-0} counted calls"
+    for ((n = 1; n <= total; n++)); do
+        cp base.luks2 "$img"
+        { VIMG_FAILPOINT=any:$n:crash run_cmd "$VIMG" amend "$@"; } 2>/dev/null
+        [ "$LAST_RC" = 137 ] || fail "crash_loop: any:$n:crash exited $LAST_RC"
+        cryptsetup open --test-passphrase --key-file "$old" "$img" ||
+            fail "crash at any:$n: cryptsetup refuses the old password ($*)"
+        expect_ok "$VIMG" info "$img"
+        if [ "$new" = - ]; then
+            continue
+        fi
+        run_cmd cryptsetup open --test-passphrase --key-file "$new" "$img"
+        [ "$LAST_RC" = 0 ] || [ "$LAST_RC" = 2 ] ||
+            { _show_last; fail "crash at any:$n: new password breaks the volume"; }
+    done
+    echo "ok: kill -9 at each of $total writes/flushes: $*"
+}
+crash_loop pw1 pw3 "${OBJS[@]}" -o state=active,new-secret=s3,iter-count=1000 \
+    --image-opts "$(lopts "$img" s1)"
+crash_loop pw1 - "${OBJS[@]}" -o state=inactive,old-secret=s2 \
+    --image-opts "$(lopts "$img" s1)"
 
 # ---- cryptsetup-made volumes -------------------------------------------------
 n=0

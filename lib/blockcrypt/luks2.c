@@ -2207,6 +2207,145 @@ luks2_add_key(struct luks2 *l, int slot, const struct luks2_create_params *p,
     return r < 0 ? r : slot;
 }
 
+/* ---- keyslot check and erase --------------------------------------------------- */
+
+bool
+luks2_keyslot_present(const struct luks2 *l, int slot)
+{
+    return slot >= 0 && slot < LUKS2_NUM_KEYSLOTS && l->ks[slot].present;
+}
+
+int
+luks2_keyslot_check(struct luks2 *l, int slot, const char *pw, size_t pwlen,
+                    struct vimg_error **errp)
+{
+    const struct keyslot *k;
+    uint8_t *vk;
+    int r;
+
+    if (!luks2_unlocked(l)) {
+        return vimg_error_set(errp, -EACCES, "LUKS2 volume is locked");
+    }
+    if (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS || (!pw && pwlen)) {
+        return vimg_error_set(errp, -EINVAL, "Invalid arguments");
+    }
+    k = &l->ks[slot];
+    if (!k->usable || k->digest != l->seg.digest ||
+        k->key_size != l->seg.key_size) {
+        return 0;
+    }
+    vk = safe_alloc(k->key_size);
+    if (!vk) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = try_keyslot(l, slot, pw ? pw : "", pwlen, vk, errp);
+    if (r == 1 && memcmp(vk, l->vk, k->key_size) != 0) {
+        r = 0;
+    }
+    safe_free(vk);
+    return r;
+}
+
+/* Remove the string @id from the JSON array @arr (if it is one). */
+static void
+array_drop_id(struct json_object *arr, const char *id)
+{
+    size_t i;
+
+    if (!arr || !json_object_is_type(arr, json_type_array)) {
+        return;
+    }
+    for (i = json_object_array_length(arr); i-- > 0;) {
+        struct json_object *e = json_object_array_get_idx(arr, i);
+
+        if (json_object_is_type(e, json_type_string) &&
+            strcmp(json_object_get_string(e), id) == 0) {
+            json_object_array_del_idx(arr, i, 1);
+        }
+    }
+}
+
+int
+luks2_keyslot_erase(struct luks2 *l, int slot,
+                    int (*flush)(void *opaque, struct vimg_error **errp),
+                    void *flush_opaque, struct vimg_error **errp)
+{
+    struct json_object *keyslots, *digests, *tokens;
+    uint64_t off, len;
+    uint8_t *junk;
+    char id[8];
+    uint8_t *vk;
+    int r;
+
+    if (!l->io.write) {
+        return vimg_error_set(errp, -EBADF, "The image is opened read-only");
+    }
+    if (!luks2_keyslot_present(l, slot)) {
+        return vimg_error_set(errp, -EINVAL, "LUKS2 keyslot %d is not in use",
+                              slot);
+    }
+    off = l->ks[slot].area_offset;
+    len = l->ks[slot].area_size;
+    snprintf(id, sizeof(id), "%d", slot);
+    keyslots = jget(l->json, "keyslots", json_type_object);
+    digests = jget(l->json, "digests", json_type_object);
+    tokens = jget(l->json, "tokens", json_type_object);
+    if (!keyslots || !digests || !tokens) {
+        return vimg_error_set(errp, -EINVAL, "LUKS2 metadata is inconsistent");
+    }
+    /* 1. The metadata no longer names the keyslot: digests and tokens
+     *    forget it, then both header copies are committed (seqid + 1,
+     *    secondary first) and flushed.  A crash before the primary is
+     *    written leaves the secondary's newer metadata or both old ones. */
+    json_object_object_del(keyslots, id);
+    json_object_object_foreach(digests, dkey, dval) {
+        (void)dkey;
+        array_drop_id(jget(dval, "keyslots", json_type_array), id);
+    }
+    json_object_object_foreach(tokens, tkey, tval) {
+        (void)tkey;
+        array_drop_id(jget(tval, "keyslots", json_type_array), id);
+    }
+    vk = l->vk;
+    l->vk = NULL;
+    r = parse_metadata(l, l->json, errp);
+    if (r == 0 && vk && l->seg.key_size) {
+        r = install_key(l, vk, errp);
+        vk = NULL;
+    }
+    safe_free(vk);               /* the last keyslot went: locked now */
+    if (r < 0) {
+        return r;
+    }
+    l->seqid++;
+    r = write_headers(l, errp);
+    if (r == 0 && flush) {
+        r = flush(flush_opaque, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    /* 2. Only then the key material is overwritten with random bytes. */
+    if (len > LUKS2_MAX_KEYSLOTS_SIZE) {
+        return vimg_error_set(errp, -EINVAL, "LUKS2 keyslot area too large");
+    }
+    junk = malloc(len);
+    if (!junk) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = crypto_random(junk, len);
+    if (r < 0) {
+        r = vimg_error_errno(errp, r, "Unable to wipe keyslot %d", slot);
+    } else {
+        r = l->io.write(l->io.opaque, off, junk, len, errp);
+    }
+    free(junk);
+    if (r == 0 && flush) {
+        r = flush(flush_opaque, errp);
+    }
+    return r;
+}
+
 /* ---- info ----------------------------------------------------------------------------- */
 
 static struct json_object *

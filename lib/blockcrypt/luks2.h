@@ -130,6 +130,32 @@ int luks2_add_key(struct luks2 *l, int slot,
                   const struct luks2_create_params *p, const char *pw,
                   size_t pwlen, struct vimg_error **errp);
 
+/** luks2_keyslot_present - whether keyslot @slot (0..31) exists. */
+bool luks2_keyslot_present(const struct luks2 *l, int slot);
+
+/**
+ * luks2_keyslot_check - whether @pw opens keyslot @slot of the unlocked @l
+ * to the volume key in use.
+ * Return: 1 match, 0 no match / absent / other digest, <0 error (*errp).
+ */
+int luks2_keyslot_check(struct luks2 *l, int slot, const char *pw,
+                        size_t pwlen, struct vimg_error **errp);
+
+/**
+ * luks2_keyslot_erase - remove keyslot @slot (as cryptsetup luksKillSlot):
+ * the keyslot leaves the JSON metadata and the digests'/tokens' keyslot
+ * lists, both header copies are committed with seqid + 1 and @flush is
+ * called; only then the keyslot area is overwritten with random bytes
+ * (@flush again).  A crash at any point leaves the old or the new metadata,
+ * and the old key material until the new metadata is durable.  Erasing
+ * the last keyslot of the segment leaves the handle locked.  @flush may
+ * be NULL.
+ * Return: 0, -EBADF (read-only), -EINVAL (absent slot), -errno from I/O.
+ */
+int luks2_keyslot_erase(struct luks2 *l, int slot,
+                        int (*flush)(void *opaque, struct vimg_error **errp),
+                        void *flush_opaque, struct vimg_error **errp);
+
 void luks2_free(struct luks2 *l);
 
 /** luks2_payload_offset - data segment offset in bytes. */

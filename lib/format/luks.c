@@ -919,10 +919,100 @@ luks_amend_flush(void *opaque, struct vimg_error **errp)
 }
 
 /*
+ * Erase LUKS2 keyslots (state=inactive): by keyslot number, by the old
+ * password (every keyslot it opens), or both; qemu's LUKS1 checks and
+ * messages, with keyslots 0..31.  The last keyslot(s) of the volume are
+ * only erased with --force.  Each erase commits the metadata before
+ * wiping the area (luks2_keyslot_erase).
+ */
+static int
+luks2_amend_erase(struct vimg_image *img, const char *old_id, bool slot_given,
+                  int64_t slot, struct vimg_secrets *secrets, bool force,
+                  struct vimg_error **errp)
+{
+    struct luks_state *s = img->priv;
+    bool match[LUKS2_NUM_KEYSLOTS] = { false };
+    int n_active = 0, n_match = 0, i, r = 0;
+    char *pw = NULL;
+    size_t pwlen = 0;
+
+    if (!slot_given && !old_id) {
+        return vimg_error_set(errp, -EINVAL,
+                              "To erase keyslot(s), either explicit keyslot "
+                              "index or the password currently contained in "
+                              "them must be given");
+    }
+    if (slot_given && (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Invalid keyslot %" PRId64 " specified, must be "
+                              "between 0 and %d", slot,
+                              LUKS2_NUM_KEYSLOTS - 1);
+    }
+    if (old_id) {
+        r = get_password(secrets, old_id, &pw, &pwlen, errp);
+        if (r < 0) {
+            return r;
+        }
+    }
+    for (i = 0; i < LUKS2_NUM_KEYSLOTS; i++) {
+        n_active += luks2_keyslot_present(s->luks2, i);
+    }
+    for (i = 0; i < LUKS2_NUM_KEYSLOTS; i++) {
+        if (slot_given && i != slot) {
+            continue;
+        }
+        if (old_id) {
+            r = luks2_keyslot_check(s->luks2, i, pw, pwlen, errp);
+            if (r < 0) {
+                goto out;
+            }
+            match[i] = r == 1;
+        } else {
+            match[i] = luks2_keyslot_present(s->luks2, i);
+        }
+        n_match += match[i];
+    }
+    if (slot_given && !match[slot]) {
+        r = old_id ? vimg_error_set(errp, -EINVAL, "Given keyslot %" PRId64
+                                    " doesn't contain the given old password "
+                                    "for erase operation", slot)
+                   : vimg_error_set(errp, -EINVAL, "Given keyslot %" PRId64
+                                    " is already erased (inactive) ", slot);
+        goto out;
+    }
+    if (n_match == 0) {
+        r = vimg_error_set(errp, -EINVAL, "No keyslots match given (old) "
+                           "password for erase operation");
+        goto out;
+    }
+    if (n_match == n_active && !force) {
+        r = slot_given
+            ? vimg_error_set(errp, -EINVAL, "Attempt to erase the only active "
+                             "keyslot %" PRId64 " which will erase all the "
+                             "data in the image irreversibly - refusing "
+                             "operation", slot)
+            : vimg_error_set(errp, -EINVAL, "All the active keyslots match "
+                             "the (old) password that was given and erasing "
+                             "them will erase all the data in the image "
+                             "irreversibly - refusing operation");
+        goto out;
+    }
+    r = 0;
+    for (i = 0; i < LUKS2_NUM_KEYSLOTS && r == 0; i++) {
+        if (match[i]) {
+            r = luks2_keyslot_erase(s->luks2, i, luks_amend_flush, img, errp);
+        }
+    }
+out:
+    safe_free(pw);
+    return r;
+}
+
+/*
  * Amend on LUKS2: adding a keyslot (state=active, new-secret, optional
  * keyslot / iter-time / iter-count) through luks2_add_key, as a PBKDF2
- * keyslot because those are the only KDF settings amend has.  Erasing
- * keyslots is not implemented for LUKS2 and is refused.
+ * keyslot because those are the only KDF settings amend has; erasing
+ * keyslots (state=inactive) by old-secret and/or keyslot.
  */
 static int
 luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
@@ -935,7 +1025,7 @@ luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
     const char *state, *new_id, *old_id;
     int64_t iter_time = 2000, slot = -1;
     uint64_t count = 0;
-    bool count_given, slot_given;
+    bool count_given, slot_given, time_given;
     char *pw = NULL;
     size_t pwlen = 0;
     int r;
@@ -948,6 +1038,7 @@ luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         return r;
     }
+    time_given = vimg_opts_get(opts, "iter-time") != NULL;
     r = opts_take_i64(opts, "iter-time", &iter_time, errp);
     if (r < 0) {
         return r;
@@ -961,8 +1052,17 @@ luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL, "Parameter 'state' is missing");
     }
     if (strcmp(state, "inactive") == 0) {
-        return vimg_error_set(errp, -ENOTSUP, "Erasing LUKS2 keyslots is not "
-                              "supported");
+        if (new_id) {
+            return vimg_error_set(errp, -EINVAL, "'new-secret' must not be "
+                                  "given when erasing keyslots");
+        }
+        if (time_given || count_given) {
+            return vimg_error_set(errp, -EINVAL, "'%s' must not be given when "
+                                  "erasing keyslots",
+                                  time_given ? "iter-time" : "iter-count");
+        }
+        return luks2_amend_erase(img, old_id, slot_given, slot, secrets, force,
+                                 errp);
     }
     if (strcmp(state, "active") != 0) {
         return vimg_error_set(errp, -EINVAL,
