@@ -335,6 +335,7 @@ run_commit(int argc, char **argv)
         goto out;
     }
 
+    cli_warn_plaintext(top, base_ro, base, quiet);
     progress_start(&prog, progress && !quiet);
     if (do_commit(top, base_ro, base, &prog) < 0) {
         goto out;

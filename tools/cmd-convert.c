@@ -503,6 +503,11 @@ run_convert(int argc, char **argv)
         cli_error("output file is smaller than input file");
         goto out;
     }
+    for (i = 0; i < n_src; i++) {
+        if (cli_warn_plaintext(src_imgs[i], NULL, dst, quiet)) {
+            break;
+        }
+    }
 
     params.sparse_size = sparse;
     params.compress = compress;

@@ -499,6 +499,30 @@ cli_image_open(struct cli_image *img, unsigned flags, struct vimg_image **out)
     return r;
 }
 
+bool
+cli_warn_plaintext(const struct vimg_image *src, const struct vimg_image *stop,
+                   const struct vimg_image *dst, bool quiet)
+{
+    const struct vimg_image *cur;
+
+    if (vimg_image_encrypted(dst)) {
+        return false;
+    }
+    for (cur = src; cur && cur != stop;
+         cur = vimg_image_backing((struct vimg_image *)cur)) {
+        if (vimg_image_encrypted(cur)) {
+            if (!quiet) {
+                fprintf(stderr, CLI_NAME ": warning: writing decrypted data "
+                        "of encrypted image '%s' into unencrypted image "
+                        "'%s'\n", vimg_image_filename(cur),
+                        vimg_image_filename(dst));
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
 char *
 cli_image_display_name(const struct cli_image *img, const char *format)
 {

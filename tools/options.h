@@ -127,6 +127,16 @@ void cli_print_size_error(const char *what);
  */
 int cli_add_object(const char *spec, bool quiet);
 
+/**
+ * cli_warn_plaintext - print one warning line on stderr (unless @quiet)
+ * when decrypted guest data is about to be written into an unencrypted
+ * image: @src or a layer of its backing chain down to (not including)
+ * @stop is encrypted and @dst is not.  Return: whether it warned.
+ */
+bool cli_warn_plaintext(const struct vimg_image *src,
+                        const struct vimg_image *stop,
+                        const struct vimg_image *dst, bool quiet);
+
 /** cli_secrets - the process-wide secret store (created on first use). */
 struct vimg_secrets *cli_secrets(void);
 
