@@ -125,7 +125,8 @@ check_essiv(enum crypto_cipher_alg cipher, enum crypto_hash_alg h,
 /* ---- header validation and parsing ------------------------------------------ */
 
 static int
-check_header(const struct luks1_disk_header *h, struct vimg_error **errp)
+check_header(const struct luks1_disk_header *h, bool detached,
+             struct vimg_error **errp)
 {
     uint64_t area;
     size_t i, j;
@@ -149,7 +150,9 @@ check_header(const struct luks1_disk_header *h, struct vimg_error **errp)
         return vimg_error_set(errp, -EINVAL,
                               "LUKS header hash spec is not NUL terminated");
     }
-    if (h->payload_offset < LUKS1_FIRST_SLOT_SECTOR) {
+    /* A detached header (data in another file) may say any payload
+     * offset, 0 typically: nothing of the header lies before it. */
+    if (!detached && h->payload_offset < LUKS1_FIRST_SLOT_SECTOR) {
         return vimg_error_set(errp, -EINVAL,
                               "LUKS payload is overlapping with the header");
     }
@@ -186,7 +189,7 @@ check_header(const struct luks1_disk_header *h, struct vimg_error **errp)
                                   "Keyslot %zu is overlapping with the LUKS header",
                                   i);
         }
-        if ((uint64_t)s->key_offset + area > h->payload_offset) {
+        if (!detached && (uint64_t)s->key_offset + area > h->payload_offset) {
             return vimg_error_set(errp, -EINVAL,
                                   "Keyslot %zu is overlapping with the encrypted payload",
                                   i);
@@ -344,7 +347,7 @@ luks1_load(const struct luks1_io *io, struct luks1 **out,
     l->io = *io;
     luks1_header_from_disk(&disk, &l->hdr);
 
-    r = check_header(&l->hdr, errp);
+    r = check_header(&l->hdr, io->detached, errp);
     if (r == 0) {
         r = parse_header(l, errp);
     }
@@ -372,6 +375,27 @@ uint64_t
 luks1_payload_offset(const struct luks1 *l)
 {
     return (uint64_t)l->hdr.payload_offset * CRYPTO_SECTOR_SIZE;
+}
+
+uint64_t
+luks1_header_area_size(const struct luks1 *l)
+{
+    uint64_t end = 0, area = slot_area_sectors(l->hdr.key_bytes);
+    size_t i;
+
+    for (i = 0; i < LUKS1_NUM_SLOTS; i++) {
+        end = MAX(end, (uint64_t)l->hdr.slots[i].key_offset + area);
+    }
+    end = ROUND_UP(end * CRYPTO_SECTOR_SIZE, 4096);
+    return MAX(end, luks1_payload_offset(l));
+}
+
+void
+luks1_uuid(const struct luks1 *l, char out[41])
+{
+    memcpy(out, l->hdr.uuid, LUKS1_UUID_LEN);
+    out[LUKS1_UUID_LEN] = '\0';
+    out[strnlen(out, LUKS1_UUID_LEN)] = '\0';
 }
 
 bool
@@ -811,8 +835,10 @@ luks1_create(const struct luks1_io *io, const struct luks1_create_params *p,
     set_name(h->cipher_mode, sizeof(h->cipher_mode), mode);
     set_name(h->hash_spec, sizeof(h->hash_spec), crypto_hash_alg_name(p->hash));
     area = slot_area_sectors(kb);
-    h->payload_offset = (uint32_t)(LUKS1_FIRST_SLOT_SECTOR +
-                                   LUKS1_NUM_SLOTS * area);
+    /* A detached header's payload starts the data file (cryptsetup's
+     * luksFormat --header and qemu 9's detached-header both write 0). */
+    h->payload_offset = io->detached ? 0 : (uint32_t)(LUKS1_FIRST_SLOT_SECTOR +
+                                                      LUKS1_NUM_SLOTS * area);
     h->key_bytes = (uint32_t)kb;
     h->mk_iterations = mk_iters;
     for (i = 0; i < LUKS1_NUM_SLOTS; i++) {

@@ -36,6 +36,9 @@ struct luks1_io {
     /** write likewise; may be NULL for read-only use. */
     int (*write)(void *opaque, uint64_t off, const void *buf, size_t len,
                  struct vimg_error **errp);
+    /** the header is detached (payload in another file): the payload
+     *  offset is not checked against the key material. */
+    bool detached;
 };
 
 struct luks1_create_params {
@@ -109,6 +112,16 @@ void luks1_free(struct luks1 *l);
 /** luks1_payload_offset - payload offset in bytes (header field * 512). */
 uint64_t luks1_payload_offset(const struct luks1 *l);
 bool luks1_unlocked(const struct luks1 *l);
+
+/**
+ * luks1_header_area_size - bytes of the header area as cryptsetup's
+ * luksHeaderBackup copies them: the end of the last key material area
+ * rounded up to 4096, or the payload offset if that is larger.
+ */
+uint64_t luks1_header_area_size(const struct luks1 *l);
+
+/** luks1_uuid - the UUID string (at most 40 characters) into @out. */
+void luks1_uuid(const struct luks1 *l, char out[41]);
 
 /**
  * luks1_encrypt/decrypt - in place over @len bytes (multiple of 512);

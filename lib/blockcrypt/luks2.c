@@ -672,8 +672,8 @@ parse_segment(struct luks2 *l, int id, struct json_object *o,
                               "LUKS2 %s: offset %" PRIu64 " is not aligned to 512",
                               what, sg->offset);
     }
-    /* Detached headers (offset 0) make no sense for an image file. */
-    if (sg->offset < 2 * l->hdr_size + l->keyslots_size) {
+    /* Only a detached header's data segment may start at (typically) 0. */
+    if (!l->io.detached && sg->offset < 2 * l->hdr_size + l->keyslots_size) {
         return vimg_error_set(errp, -EINVAL,
                               "LUKS2 %s: offset %" PRIu64 " overlaps the header "
                               "and keyslots area (%" PRIu64 " bytes)", what,
@@ -1221,6 +1221,18 @@ uint32_t
 luks2_sector_size(const struct luks2 *l)
 {
     return l->seg.sector_size;
+}
+
+uint64_t
+luks2_header_area_size(const struct luks2 *l)
+{
+    return 2 * l->hdr_size + l->keyslots_size;
+}
+
+const char *
+luks2_uuid(const struct luks2 *l)
+{
+    return l->uuid;
 }
 
 bool
@@ -2062,7 +2074,7 @@ luks2_create(const struct luks2_io *io, const struct luks2_create_params *p,
     }
     dg = NULL;
     if (jadd(seg, "type", json_object_new_string("crypt")) ||
-        jadd(seg, "offset", jstr_u64(data_off)) ||
+        jadd(seg, "offset", jstr_u64(io->detached ? 0 : data_off)) ||
         jadd(seg, "size", json_object_new_string("dynamic")) ||
         jadd(seg, "iv_tweak", json_object_new_string("0")) ||
         jadd(seg, "encryption", json_object_new_string(l->seg.cipher.text)) ||

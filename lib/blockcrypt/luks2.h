@@ -48,6 +48,9 @@ struct luks2_io {
     /** write likewise; may be NULL for read-only use. */
     int (*write)(void *opaque, uint64_t off, const void *buf, size_t len,
                  struct vimg_error **errp);
+    /** the header is detached (data segment in another file): the segment
+     *  offset may lie inside the header area (0 typically). */
+    bool detached;
 };
 
 enum luks2_kdf {
@@ -173,6 +176,16 @@ uint64_t luks2_payload_size(const struct luks2 *l, uint64_t dev_size);
 uint32_t luks2_sector_size(const struct luks2 *l);
 
 bool luks2_unlocked(const struct luks2 *l);
+
+/**
+ * luks2_header_area_size - both header copies plus the keyslots area
+ * (2 * hdr_size + keyslots_size): what cryptsetup's luksHeaderBackup
+ * copies.
+ */
+uint64_t luks2_header_area_size(const struct luks2 *l);
+
+/** luks2_uuid - the header's UUID string. */
+const char *luks2_uuid(const struct luks2 *l);
 
 /**
  * luks2_volume_key - the unlocked volume key (safe memory owned by @l) and

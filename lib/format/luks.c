@@ -25,6 +25,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ struct luks_state {
     struct luks2 *luks2;
     uint64_t payload;           /* payload offset in bytes */
     uint8_t *bounce;            /* LUKS_CHUNK bytes, allocated on demand */
+    int hdr_fd;                 /* detached header file, or -1 */
+    char *hdr_name;             /* its name (NULL if not detached) */
 };
 
 /* ---- header I/O callbacks: header offsets are file offsets ------------- */
@@ -60,6 +63,7 @@ struct luks_io {
                 struct vimg_error **errp);
     int (*write)(void *opaque, uint64_t off, const void *buf, size_t len,
                  struct vimg_error **errp);
+    bool detached;
 };
 
 static int
@@ -122,6 +126,10 @@ luks_close(struct vimg_image *img)
         luks1_free(s->luks);
         luks2_free(s->luks2);
         free(s->bounce);
+        if (s->hdr_fd >= 0) {
+            close(s->hdr_fd);
+        }
+        free(s->hdr_name);
         free(s);
         img->priv = NULL;
     }
@@ -153,9 +161,11 @@ luks_load(const struct luks_io *io, struct luks_state *s,
 {
     struct luks1_io io1 = {
         .opaque = io->opaque, .read = io->read, .write = io->write,
+        .detached = io->detached,
     };
     struct luks2_io io2 = {
         .opaque = io->opaque, .read = io->read, .write = io->write,
+        .detached = io->detached,
     };
     uint8_t head[16];
     int version, r;
@@ -206,11 +216,37 @@ luks_load(const struct luks_io *io, struct luks_state *s,
     return 0;
 }
 
+/*
+ * The detached header file named by the open options, qemu 9's spelling
+ * "header.file.filename" (header is a block node there) or the shorter
+ * "header.filename" / "header"; NULL if none.  All are taken.
+ */
+static const char *
+take_header_name(struct vimg_opts *opts)
+{
+    static const char *const keys[] = {
+        "header.file.filename", "header.filename", "header",
+    };
+    const char *name = NULL, *v;
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(keys); i++) {
+        v = vimg_opts_take(opts, keys[i]);
+        name = name ? name : v;
+    }
+    v = vimg_opts_take(opts, "header.driver");
+    (void)v;
+    v = vimg_opts_take(opts, "header.file.driver");
+    (void)v;
+    return name;
+}
+
 static int
 luks_open(struct vimg_image *img, struct vimg_opts *opts,
           struct vimg_secrets *secrets, struct vimg_error **errp)
 {
     const char *key_id = vimg_opts_take(opts, "key-secret");
+    const char *hdr_name = take_header_name(opts);
     bool no_io = img->flags & VIMG_OPEN_NO_IO;
     struct luks_io io = {
         .opaque = &img->fd,
@@ -240,7 +276,23 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         safe_free(pw);
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
+    s->hdr_fd = -1;
     img->priv = s;
+    if (hdr_name) {
+        s->hdr_name = strdup(hdr_name);
+        s->hdr_fd = open(hdr_name, ((img->flags & VIMG_OPEN_RDWR) ? O_RDWR
+                                                                 : O_RDONLY) |
+                         O_CLOEXEC);
+        if (!s->hdr_name || s->hdr_fd < 0) {
+            r = vimg_error_set(errp, s->hdr_name ? -errno : -ENOMEM,
+                               "Could not open LUKS header '%s': %s",
+                               hdr_name, strerror(s->hdr_name ? errno
+                                                              : ENOMEM));
+            goto fail;
+        }
+        io.opaque = &s->hdr_fd;
+        io.detached = true;
+    }
     r = luks_load(&io, s, errp);
     if (r < 0) {
         goto fail;
@@ -408,8 +460,17 @@ luks_discard(struct vimg_image *img, uint64_t off, uint64_t len,
 static int
 luks_flush(struct vimg_image *img, struct vimg_error **errp)
 {
-    int r = file_flush(img->fd);
+    struct luks_state *s = img->priv;
+    int r;
 
+    if (s && s->hdr_fd >= 0) {
+        r = file_flush(s->hdr_fd);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not flush '%s': %s",
+                                  s->hdr_name, strerror(-r));
+        }
+    }
+    r = file_flush(img->fd);
     if (r < 0) {
         return vimg_error_set(errp, r, "Could not flush '%s': %s",
                               img->filename, strerror(-r));
@@ -471,6 +532,10 @@ luks_info(struct vimg_image *img, struct json_object *info,
     if (r < 0) {
         json_object_put(data);
         return r;
+    }
+    if (s->hdr_name) {
+        json_object_object_add(data, "detached-header",
+                               json_object_new_string(s->hdr_name));
     }
     spec = json_object_new_object();
     if (!spec) {
@@ -800,11 +865,12 @@ luks_create(int fd, const char *filename, uint64_t size,
     };
     struct luks1 *l = NULL;
     struct luks2 *l2 = NULL;
-    const char *key_id, *prealloc, *bad_alg = NULL;
+    const char *key_id, *prealloc, *bad_alg = NULL, *hdr_path;
     uint64_t payload, total, got;
+    bool header_only = false;
     char *pw = NULL;
     size_t pwlen = 0;
-    int version, r;
+    int version, hfd = -1, r;
 
     /* Options first, in qemu's order, then the key. */
     key_id = vimg_opts_take(opts, "key-secret");
@@ -812,6 +878,22 @@ luks_create(int fd, const char *filename, uint64_t size,
     if (r < 0) {
         return r;
     }
+    /* Detached headers: qemu 9's detached-header=on makes FILE a header
+     * only; vimg's header=PATH writes the header to PATH and makes FILE
+     * the data file of SIZE bytes (cryptsetup luksFormat --header). */
+    hdr_path = vimg_opts_take(opts, "header");
+    r = opts_take_bool(opts, "detached-header", &header_only, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (hdr_path && header_only) {
+        return vimg_error_set(errp, -EINVAL, "'header' and 'detached-header' "
+                              "are mutually exclusive");
+    }
+    if (hdr_path && !*hdr_path) {
+        return vimg_error_set(errp, -EINVAL, "Parameter 'header' is empty");
+    }
+    io.detached = io2.detached = hdr_path || header_only;
 
     /* preallocation is applied by the raw create below; "metadata" means
      * nothing for a luks file, qemu treats it as "off". */
@@ -848,10 +930,28 @@ luks_create(int fd, const char *filename, uint64_t size,
         goto out;
     }
 
-    /* The file: header area + sparse payload (or preallocated). */
-    r = vimg_format_raw.create(fd, filename, total, opts, secrets, errp);
+    /* The file: header area + sparse payload (or preallocated); with a
+     * detached header the header area alone or the data alone. */
+    r = vimg_format_raw.create(fd, filename, header_only ? payload
+                               : hdr_path ? total - payload : total, opts,
+                               secrets, errp);
     if (r < 0) {
         goto out;
+    }
+    if (hdr_path) {
+        hfd = open(hdr_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (hfd < 0) {
+            r = vimg_error_set(errp, -errno, "Could not create LUKS header "
+                               "'%s': %s", hdr_path, strerror(errno));
+            goto out;
+        }
+        r = file_truncate(hfd, payload);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not resize '%s': %s", hdr_path,
+                               strerror(-r));
+            goto out;
+        }
+        io.opaque = io2.opaque = &hfd;
     }
     if (version == 2) {
         r = luks2_create(&io2, &p2, pw, pwlen, &l2, errp);
@@ -863,12 +963,28 @@ luks_create(int fd, const char *filename, uint64_t size,
     if (r < 0) {
         goto out;
     }
+    if (io.detached) {
+        payload = 0;
+    }
     if (got != payload) {
         r = vimg_error_set(errp, -EIO,
                            "LUKS payload offset %" PRIu64 " differs from the "
                            "expected %" PRIu64, got, payload);
     }
+    if (r == 0 && hfd >= 0) {
+        r = file_flush(hfd);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not flush '%s': %s", hdr_path,
+                               strerror(-r));
+        }
+    }
 out:
+    if (hfd >= 0) {
+        close(hfd);
+        if (r < 0) {
+            unlink(hdr_path);
+        }
+    }
     luks1_free(l);
     luks2_free(l2);
     safe_free(pw);
@@ -1167,6 +1283,12 @@ static const struct vimg_opt_desc luks_create_opts[] = {
       "LUKS2 encryption sector size: 512, 1024, 2048 or 4096 (vimg only)",
       NULL },
     { "label", VIMG_OPT_STRING, "LUKS2 header label (vimg only)", NULL },
+    { "detached-header", VIMG_OPT_BOOL,
+      "Create a detached LUKS header only, payload offset 0 (as qemu 9)",
+      NULL },
+    { "header", VIMG_OPT_STRING,
+      "Write the LUKS header to this file, FILE holds the data (vimg only)",
+      NULL },
     { "nocow", VIMG_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)",
       NULL },
     { "preallocation", VIMG_OPT_STRING,

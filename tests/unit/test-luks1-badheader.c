@@ -70,7 +70,7 @@ mem_write(void *opaque, uint64_t off, const void *buf, size_t len,
     return 0;
 }
 
-static const struct luks1_io io = { NULL, mem_read, mem_write };
+static const struct luks1_io io = { NULL, mem_read, mem_write, false };
 
 /* ---- mutations ----------------------------------------------------------- */
 
