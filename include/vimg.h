@@ -469,6 +469,30 @@ VIMG_API int vimg_image_make_empty(struct vimg_image *img,
                                    struct vimg_error **errp);
 
 /**
+ * vimg_luks_header_backup - copy the LUKS header area of @filename (a raw
+ * LUKS1/LUKS2 image or a detached header file) into the new file @backup
+ * (mode 0400; an existing file is refused), byte for byte as cryptsetup's
+ * luksHeaderBackup does.
+ * Return: 0, -EEXIST, -EINVAL (not LUKS, truncated), -errno.
+ */
+VIMG_API int vimg_luks_header_backup(const char *filename, const char *backup,
+                                     struct vimg_error **errp);
+
+/**
+ * vimg_luks_header_restore - write the header backup @backup (cryptsetup's
+ * luksHeaderBackup format) over the header area of @filename.  Everything
+ * is checked before anything is written: the backup must be a LUKS header
+ * of exactly its header-area size, @filename at least that large; unless
+ * @force, @filename's current header must load and have the same version,
+ * UUID, payload offset and header-area size.  The payload offset must
+ * match even with @force.  One write at offset 0, then fdatasync.
+ * Return: 0, -EINVAL (mismatch, with a message saying which), -errno.
+ */
+VIMG_API int vimg_luks_header_restore(const char *filename,
+                                      const char *backup, bool force,
+                                      struct vimg_error **errp);
+
+/**
  * vimg_image_pwrite_compressed - like vimg_image_pwrite, but whole
  * clusters are stored compressed (qemu-img convert -c).  Parts of clusters
  * (a range not aligned to the cluster size; the last cluster ending at the
