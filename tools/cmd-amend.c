@@ -22,7 +22,9 @@
 
 static const char amend_help[] =
     "Change options of an existing image.  For LUKS encryption (raw luks,\n"
-    "or qcow2 with the \"encrypt.\" prefix) these manage key slots.\n"
+    "or qcow2 with the \"encrypt.\" prefix) these manage key slots: add a\n"
+    "passphrase, or erase slots by keyslot and/or old-secret (LUKS1 slots\n"
+    "0-7; raw LUKS2 keyslots 0-31, never overwritten).\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
