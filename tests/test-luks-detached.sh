@@ -164,6 +164,12 @@ for ver in luks1 luks2; do
     echo "ok $ver: cryptsetup luksFormat --header volume"
 done
 
+# ---- measure: the data file alone, or the header alone ----------------------------
+expect_ok "$VIMG" measure -O luks -o header=h --size 1M
+grep_last "required size: 1048576"
+expect_ok "$VIMG" measure -O luks -o detached-header=on --size 1M
+grep_last "required size: 2068480"
+
 # ---- errors ---------------------------------------------------------------------
 expect_error 1 "Could not open LUKS header 'nosuch': No such file or directory" \
     "$VIMG" info --image-opts "driver=luks,file.filename=data,header.file.filename=nosuch"

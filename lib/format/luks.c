@@ -1005,8 +1005,9 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
 {
     struct luks1_create_params p;
     struct luks2_create_params p2;
-    const char *bad_alg = NULL;
+    const char *bad_alg = NULL, *hdr_path;
     uint64_t payload, total;
+    bool header_only = false;
     int version, r;
 
     r = take_create_opts(opts, &version, &p, &p2, &bad_alg, errp);
@@ -1017,9 +1018,20 @@ luks_measure(struct vimg_opts *opts, struct vimg_image *src, uint64_t size,
         return vimg_error_set(errp, -ENOTSUP, "Algorithm '%s' not supported",
                               bad_alg);
     }
+    r = opts_take_bool(opts, "detached-header", &header_only, errp);
+    if (r < 0) {
+        return r;
+    }
+    hdr_path = vimg_opts_take(opts, "header");
     r = create_geometry(version, &p, &p2, size, &payload, &total, errp);
     if (r < 0) {
         return r;
+    }
+    /* Detached: the header-only file, or the data file alone. */
+    if (header_only) {
+        total = payload;
+    } else if (hdr_path) {
+        total -= payload;
     }
     *required = total;
     *fully_allocated = total;
