@@ -184,6 +184,9 @@ PY
     expect_error 1 "Given keyslot 5 is already erased (inactive)" \
         "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=5 \
         --image-opts "$(lopts "$img" s1)"
+    expect_error 1 "Invalid keyslot 32 specified, must be between 0 and 31" \
+        "$VIMG" amend "${OBJS[@]}" -o state=inactive,keyslot=32 \
+        --image-opts "$(lopts "$img" s1)"
     expect_error 1 "No keyslots match given (old) password" \
         "$VIMG" amend "${OBJS[@]}" -o state=inactive,old-secret=sx \
         --image-opts "$(lopts "$img" s1)"

@@ -1070,12 +1070,6 @@ luks2_amend_erase(struct vimg_image *img, const char *old_id, bool slot_given,
                               "index or the password currently contained in "
                               "them must be given");
     }
-    if (slot_given && (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS)) {
-        return vimg_error_set(errp, -EINVAL,
-                              "Invalid keyslot %" PRId64 " specified, must be "
-                              "between 0 and %d", slot,
-                              LUKS2_NUM_KEYSLOTS - 1);
-    }
     if (old_id) {
         r = get_password(secrets, old_id, &pw, &pwlen, errp);
         if (r < 0) {
@@ -1179,6 +1173,12 @@ luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
     if (!state) {
         return vimg_error_set(errp, -EINVAL, "Parameter 'state' is missing");
     }
+    if (slot_given && (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS)) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Invalid keyslot %" PRId64 " specified, must be "
+                              "between 0 and %d", slot,
+                              LUKS2_NUM_KEYSLOTS - 1);
+    }
     if (strcmp(state, "inactive") == 0) {
         if (new_id) {
             return vimg_error_set(errp, -EINVAL, "'new-secret' must not be "
@@ -1205,12 +1205,6 @@ luks2_amend(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL,
                               "'old-secret' must not be given when activating "
                               "keyslots");
-    }
-    if (slot_given && (slot < 0 || slot >= LUKS2_NUM_KEYSLOTS)) {
-        return vimg_error_set(errp, -EINVAL,
-                              "Invalid keyslot %" PRId64 " specified, must be "
-                              "between 0 and %d", slot,
-                              LUKS2_NUM_KEYSLOTS - 1);
     }
     if (count_given && (count == 0 || count > UINT32_MAX)) {
         return vimg_error_set(errp, -EINVAL,
