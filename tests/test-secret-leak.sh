@@ -77,7 +77,9 @@ traced()
     local form=$1 want=$2 n
     shift 2
     LAST_RC=0
-    strace -f -qq -v -s 65536 -e trace=execve,fork,vfork -e signal=none \
+    # (LeakSanitizer cannot run under ptrace: off for sanitizer builds.)
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        strace -f -qq -v -s 65536 -e trace=execve,fork,vfork -e signal=none \
         -o trace.txt "$VIMG" "$@" >"$LAST_OUT" 2>"$LAST_ERR" || LAST_RC=$?
     if [ "$LAST_RC" != "$want" ]; then
         _show_last "$@"
