@@ -148,9 +148,10 @@ child_fds(const int *fds, int n, int *keep)
 }
 
 /*
- * Start the NBD server for one client.  @fds go to 3, 4, 5 in the child.
- * The secret travels in a pipe (fd 4), never in argv or the environment.
- * Returns 0 once exec succeeded (an exec failure comes back through a
+ * Start the NBD server for one client.  @fds go to 3, 4, 5 in the child;
+ * stdin and stdout are /dev/null, stderr is vimgd's log.  The secret
+ * travels in a pipe (fd 4), never in argv or the environment.  Returns the
+ * pid once exec succeeded (an exec failure comes back through a
  * close-on-exec pipe), else -errno.
  */
 static int
@@ -182,6 +183,11 @@ spawn_server(const char *path, char *const argv[], const int *fds, int nfds, boo
         signal(SIGCHLD, SIG_DFL);
         setsid();
         child_fds(fds, nfds, &keep);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+        }
         if (listen_env) {
             snprintf(lpid, sizeof(lpid), "LISTEN_PID=%d", (int)getpid());
             env[1] = "LISTEN_FDS=1";
@@ -200,7 +206,7 @@ spawn_server(const char *path, char *const argv[], const int *fds, int nfds, boo
     if (n == (ssize_t)sizeof(e)) {
         return -e;
     }
-    return 0;
+    return (int)pid;
 }
 
 /* A connected stream socket pair whose far end is a listening socket in a
@@ -327,6 +333,8 @@ op_nbd(const struct policy *pol, const struct decision *d, const struct vimgd_pe
         say(res, rc, "cannot start the NBD server '%s': %s", server, strerror(-rc));
         goto out;
     }
+    res->server = rc;
+    rc = 0;
     res->fd = sp[0];
     sp[0] = -1;
     say(res, 0, "NBD export of '%s' (%s, %s)", req->name, fmt, rw ? "read-write" : "read-only");

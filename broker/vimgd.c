@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "config.h"
 
@@ -82,6 +83,28 @@ object_of(const struct vb_request *req, char *buf, size_t len)
         snprintf(buf, len, "%s", req->name);
     }
     return buf;
+}
+
+/*
+ * NBD servers started for this connection.  Each exits when its NBD client
+ * disconnects; one whose client never negotiates (qemu-nbd then waits
+ * forever) is stopped when the requester's broker connection ends, so a
+ * requester cannot pile up servers.  Held as pidfds: never a recycled pid.
+ */
+#define MAX_SERVERS 8
+static int servers[MAX_SERVERS];
+static int nservers;
+
+static void
+stop_servers(void)
+{
+    int i;
+
+    for (i = 0; i < nservers; i++) {
+        syscall(SYS_pidfd_send_signal, servers[i], SIGTERM, NULL, 0);
+        close(servers[i]);
+    }
+    nservers = 0;
 }
 
 /* Serve one connection until EOF, timeout or violation. */
@@ -166,9 +189,25 @@ worker(const struct policy *pol, int conn)
             case VB_OP_OPEN:
                 rc = op_open(pol, &d, &peer, &req, &res);
                 break;
-            case VB_OP_NBD:
+            case VB_OP_NBD: {
+                int i, k = 0;
+                for (i = 0; i < nservers; i++) {
+                    if (syscall(SYS_pidfd_send_signal, servers[i], 0, NULL, 0) == 0) {
+                        servers[k++] = servers[i];
+                    } else {
+                        close(servers[i]);
+                    }
+                }
+                nservers = k;
+                if (nservers >= MAX_SERVERS) {
+                    rc = -EBUSY;
+                    snprintf(res.text, sizeof(res.text),
+                             "%d NBD servers already run for this connection", nservers);
+                    break;
+                }
                 rc = op_nbd(pol, &d, &peer, &req, &res);
                 break;
+            }
             case VB_OP_MEMLOCK:
                 rc = op_memlock(pol, &d, &peer, &req, &res);
                 break;
@@ -182,6 +221,14 @@ worker(const struct policy *pol, int conn)
                 rc = op_plugin(pol, &d, &peer, &req, &res);
                 break;
             }
+            if (res.server > 0) {
+                int pfd = (int)syscall(SYS_pidfd_open, res.server, 0);
+                if (pfd >= 0 && nservers < MAX_SERVERS) {
+                    servers[nservers++] = pfd;
+                } else if (pfd >= 0) {
+                    close(pfd);
+                }
+            }
             audit_log(&peer, rc == 0 ? "allow" : "allow-failed", op, obj, d.rule->name, rc,
                       res.text);
             rc = reply(conn, req.op, rc, res.text, rc == 0 ? res.fd : -1);
@@ -193,6 +240,7 @@ worker(const struct policy *pol, int conn)
             break;
         }
     }
+    stop_servers();
     peer_release(&peer);
 }
 

@@ -138,6 +138,7 @@ void peer_release(struct vimgd_peer *peer);
 struct op_result {
     char text[VB_MAX_TEXT + 1];
     int fd;
+    pid_t server; /* NBD: the server started for this request, else 0 */
 };
 int op_open(const struct policy *pol, const struct decision *d, const struct vimgd_peer *peer,
             const struct vb_request *req, struct op_result *res);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "options.h"
@@ -232,6 +233,24 @@ run_broker(int argc, char **argv)
         }
         vimgd_client_close(c);
         return 0;
+    }
+    if (strcmp(sub, "nbd") == 0) {
+        /* The broker stops the NBD server when this connection ends (in
+         * case its client never connects), so keep it open while CMD runs. */
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0) {
+            _exit(run_cmd(cmd, fd));
+        }
+        close(fd);
+        if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+            cli_error("cannot run '%s': %s", cmd[0], strerror(errno));
+            vimgd_client_close(c);
+            return 1;
+        }
+        vimgd_client_close(c);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
     }
     vimgd_client_close(c);
     return run_cmd(cmd, fd);
