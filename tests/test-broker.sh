@@ -366,6 +366,27 @@ kill "$VIMGD_PID"
 wait "$VIMGD_PID"
 [ -e "$SOCK" ] && fail "vimgd left its socket behind"
 
+# ---- socket activation (the vimgd.socket way) ------------------------------------
+
+if command -v systemd-socket-activate >/dev/null; then
+    systemd-socket-activate --seqpacket -l "$T/act.sock" \
+        "$VIMGD" --config "$CONF" 2>"$T/act.log" &
+    ACT_PID=$!
+    cleanup_fn kill "$ACT_PID"
+    for _ in $(seq 100); do
+        [ -S "$T/act.sock" ] && break
+        sleep 0.05
+    done
+    chmod 666 "$T/act.sock"         # SocketMode=0666 in vimgd.socket
+    expect_ok "${AS_NOBODY[@]}" "$VIMG" broker --socket "$T/act.sock" open disk.img
+    assert_eq "$(head -c 7 "$LAST_OUT")" "WRITTEN" "open through the socket-activated vimgd"
+    [ -e "$T/sock" ] && fail "socket-activated vimgd bound its configured socket"
+    kill "$ACT_PID"
+    wait "$ACT_PID" 2>/dev/null
+else
+    SKIPPED+=("socket activation: no systemd-socket-activate")
+fi
+
 for s in "${SKIPPED[@]}"; do
     echo "SKIPPED CASE: $s"
 done
