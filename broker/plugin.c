@@ -12,21 +12,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static void
 host_log(const char *msg)
@@ -59,44 +47,44 @@ plugins_load(struct policy *pol, char *err, size_t errlen)
         int rc;
 
         if (stat(pl->path, &st) < 0) {
-            return fail(err, errlen, "plugin '%s': %s", pl->path, strerror(errno));
+            return vimgd_errf(err, errlen, "plugin '%s': %s", pl->path, strerror(errno));
         }
         if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
-            return fail(err, errlen, "plugin '%s' must be a regular file owned by root and not "
+            return vimgd_errf(err, errlen, "plugin '%s' must be a regular file owned by root and not "
                         "writable by group or others", pl->path);
         }
         pl->handle = dlopen(pl->path, RTLD_NOW | RTLD_LOCAL);
         if (!pl->handle) {
-            return fail(err, errlen, "plugin '%s': %s", pl->path, dlerror());
+            return vimgd_errf(err, errlen, "plugin '%s': %s", pl->path, dlerror());
         }
         e = dlsym(pl->handle, "vimgd_plugin_entry");
         if (!e) {
-            return fail(err, errlen, "plugin '%s' has no vimgd_plugin_entry symbol (not a vimgd "
+            return vimgd_errf(err, errlen, "plugin '%s' has no vimgd_plugin_entry symbol (not a vimgd "
                         "plugin?)", pl->path);
         }
         if (e->abi_version != VIMGD_PLUGIN_ABI_VERSION) {
-            return fail(err, errlen, "plugin '%s' was built for vimgd plugin ABI version %u, "
+            return vimgd_errf(err, errlen, "plugin '%s' was built for vimgd plugin ABI version %u, "
                         "but this vimgd has ABI version %u; rebuild the plugin against this "
                         "vimgd's vimgd-plugin.h (the plugin interface is unstable)",
                         pl->path, (unsigned)e->abi_version, VIMGD_PLUGIN_ABI_VERSION);
         }
         if (e->struct_size != sizeof(struct vimgd_plugin)) {
-            return fail(err, errlen, "plugin '%s': struct size %u, expected %zu", pl->path,
+            return vimgd_errf(err, errlen, "plugin '%s': struct size %u, expected %zu", pl->path,
                         (unsigned)e->struct_size, sizeof(struct vimgd_plugin));
         }
         if (!e->name || strcmp(e->name, pl->name) != 0) {
-            return fail(err, errlen, "plugin '%s' calls itself '%s', but the config section is "
+            return vimgd_errf(err, errlen, "plugin '%s' calls itself '%s', but the config section is "
                         "[plugin %s]", pl->path, e->name ? e->name : "(null)", pl->name);
         }
         if (!e->ops || !e->act) {
-            return fail(err, errlen, "plugin '%s' declares no operations", pl->path);
+            return vimgd_errf(err, errlen, "plugin '%s' declares no operations", pl->path);
         }
         pl->entry = e;
         if (e->init) {
             rc = e->init(&host, (const char *const *)pl->args, msg, sizeof(msg));
             if (rc < 0) {
                 pl->entry = NULL;
-                return fail(err, errlen, "plugin '%s' refused to start: %s", pl->path,
+                return vimgd_errf(err, errlen, "plugin '%s' refused to start: %s", pl->path,
                             msg[0] ? msg : strerror(-rc));
             }
         }

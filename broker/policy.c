@@ -41,8 +41,8 @@ static const struct {
     {"fifo", SCHED_FIFO},   {"rr", SCHED_RR},
 };
 
-static int __attribute__((format(printf, 3, 4)))
-perr(char *err, size_t errlen, const char *fmt, ...)
+int
+vimgd_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -136,7 +136,7 @@ add_id(void *vctx, const char *item)
     uint64_t lo, hi;
 
     if (*c->n >= POLICY_MAX_IDS) {
-        return perr(c->err, c->errlen, "more than %d ids", POLICY_MAX_IDS);
+        return vimgd_errf(c->err, c->errlen, "more than %d ids", POLICY_MAX_IDS);
     }
     if (isdigit((unsigned char)item[0])) {
         char buf[64];
@@ -145,10 +145,10 @@ add_id(void *vctx, const char *item)
             snprintf(buf, sizeof(buf), "%.*s", (int)(dash - item), item);
             if (parse_u64(buf, &lo) < 0 || parse_u64(dash + 1, &hi) < 0 || lo > hi ||
                 hi > UINT32_MAX - 1) {
-                return perr(c->err, c->errlen, "bad id range '%s'", item);
+                return vimgd_errf(c->err, c->errlen, "bad id range '%s'", item);
             }
         } else if (parse_u64(item, &lo) < 0 || lo > UINT32_MAX - 1) {
-            return perr(c->err, c->errlen, "bad id '%s'", item);
+            return vimgd_errf(c->err, c->errlen, "bad id '%s'", item);
         } else {
             hi = lo;
         }
@@ -161,14 +161,14 @@ add_id(void *vctx, const char *item)
         struct group *g = getgrnam(item);
 
         if (!g) {
-            return perr(c->err, c->errlen, "unknown group '%s'", item);
+            return vimgd_errf(c->err, c->errlen, "unknown group '%s'", item);
         }
         r.lo = r.hi = g->gr_gid;
     } else {
         struct passwd *p = getpwnam(item);
 
         if (!p) {
-            return perr(c->err, c->errlen, "unknown user '%s'", item);
+            return vimgd_errf(c->err, c->errlen, "unknown user '%s'", item);
         }
         r.lo = r.hi = p->pw_uid;
     }
@@ -202,12 +202,12 @@ add_op(void *vctx, const char *item)
         int *n = c->deny ? &c->rule->ndeny_plugin : &c->rule->nallow_plugin;
 
         if (*n >= POLICY_MAX_NAMES) {
-            return perr(c->err, c->errlen, "too many plugin operations");
+            return vimgd_errf(c->err, c->errlen, "too many plugin operations");
         }
         list[(*n)++] = strdup(item);
         return 0;
     }
-    return perr(c->err, c->errlen,
+    return vimgd_errf(c->err, c->errlen,
                 "unknown operation '%s' (open, nbd, memlock, sched, cgroup or PLUGIN.OP)", item);
 }
 
@@ -223,7 +223,7 @@ add_sched(void *vctx, const char *item)
             return 0;
         }
     }
-    return perr(c->err, c->errlen, "unknown scheduling policy '%s' (other, batch, idle, fifo, rr)",
+    return vimgd_errf(c->err, c->errlen, "unknown scheduling policy '%s' (other, batch, idle, fifo, rr)",
                 item);
 }
 
@@ -233,7 +233,7 @@ add_target(void *vctx, const char *item)
     struct names_ctx *c = vctx;
 
     if (c->rule->ncgroup_targets >= POLICY_MAX_NAMES) {
-        return perr(c->err, c->errlen, "too many cgroup targets");
+        return vimgd_errf(c->err, c->errlen, "too many cgroup targets");
     }
     c->rule->cgroup_targets[c->rule->ncgroup_targets++] = strdup(item);
     return 0;
@@ -245,7 +245,7 @@ add_glob(void *vctx, const char *item)
     struct names_ctx *c = vctx;
 
     if (c->rule->ncgroups >= POLICY_MAX_GLOBS) {
-        return perr(c->err, c->errlen, "too many cgroup patterns");
+        return vimgd_errf(c->err, c->errlen, "too many cgroup patterns");
     }
     c->rule->cgroups[c->rule->ncgroups++] = strdup(item);
     return 0;
@@ -279,7 +279,7 @@ rule_key(struct rule *r, const char *key, char *val, char *err, size_t errlen)
         return for_each_item(val, add_glob, &nc);
     } else if (strcmp(key, "match.exe") == 0) {
         if (val[0] != '/') {
-            return perr(err, errlen, "match.exe must be an absolute path");
+            return vimgd_errf(err, errlen, "match.exe must be an absolute path");
         }
         r->has_exe = true;
         r->exe = strdup(val);
@@ -292,27 +292,27 @@ rule_key(struct rule *r, const char *key, char *val, char *err, size_t errlen)
     } else if (strcmp(key, "open.root") == 0 || strcmp(key, "nbd.root") == 0) {
         struct root_dir *d = key[0] == 'o' ? &r->open_root : &r->nbd_root;
         if (val[0] != '/') {
-            return perr(err, errlen, "%s must be an absolute path", key);
+            return vimgd_errf(err, errlen, "%s must be an absolute path", key);
         }
         free(d->path);
         d->path = strdup(val);
         return 0;
     } else if (strcmp(key, "open.access") == 0) {
-        return parse_access(val, &r->open_rw) < 0 ? perr(err, errlen, "open.access: ro or rw")
+        return parse_access(val, &r->open_rw) < 0 ? vimgd_errf(err, errlen, "open.access: ro or rw")
                                                    : 0;
     } else if (strcmp(key, "nbd.access") == 0) {
-        return parse_access(val, &r->nbd_rw) < 0 ? perr(err, errlen, "nbd.access: ro or rw")
+        return parse_access(val, &r->nbd_rw) < 0 ? vimgd_errf(err, errlen, "nbd.access: ro or rw")
                                                   : 0;
     } else if (strcmp(key, "nbd.secret") == 0) {
         if (val[0] != '/') {
-            return perr(err, errlen, "nbd.secret must be an absolute path");
+            return vimgd_errf(err, errlen, "nbd.secret must be an absolute path");
         }
         free(r->nbd_secret);
         r->nbd_secret = strdup(val);
         return 0;
     } else if (strcmp(key, "nbd.format") == 0) {
         if (strcmp(val, "luks") && strcmp(val, "qcow2") && strcmp(val, "raw")) {
-            return perr(err, errlen, "nbd.format: luks, qcow2 or raw");
+            return vimgd_errf(err, errlen, "nbd.format: luks, qcow2 or raw");
         }
         free(r->nbd_format);
         r->nbd_format = strdup(val);
@@ -321,14 +321,14 @@ rule_key(struct rule *r, const char *key, char *val, char *err, size_t errlen)
         if (strcmp(val, "unlimited") == 0) {
             r->memlock_max = UINT64_MAX;
         } else if (parse_u64(val, &r->memlock_max) < 0) {
-            return perr(err, errlen, "memlock.max: a size such as 64M or 'unlimited'");
+            return vimgd_errf(err, errlen, "memlock.max: a size such as 64M or 'unlimited'");
         }
         r->has_memlock_max = true;
         return 0;
     } else if (strcmp(key, "sched.max_rtprio") == 0) {
         uint64_t v;
         if (parse_u64(val, &v) < 0 || v > 99) {
-            return perr(err, errlen, "sched.max_rtprio: 0..99");
+            return vimgd_errf(err, errlen, "sched.max_rtprio: 0..99");
         }
         r->sched_max_rtprio = (int)v;
         return 0;
@@ -338,7 +338,7 @@ rule_key(struct rule *r, const char *key, char *val, char *err, size_t errlen)
     } else if (strcmp(key, "cgroup.targets") == 0) {
         return for_each_item(val, add_target, &nc);
     }
-    return perr(err, errlen, "unknown key '%s' in [rule %s]", key, r->name);
+    return vimgd_errf(err, errlen, "unknown key '%s' in [rule %s]", key, r->name);
 }
 
 static int
@@ -362,20 +362,20 @@ daemon_key(struct policy *p, const char *key, const char *val, char *err, size_t
 
     if (strcmp(key, "socket") == 0) {
         if (val[0] != '/') {
-            return perr(err, errlen, "socket must be an absolute path (no abstract sockets)");
+            return vimgd_errf(err, errlen, "socket must be an absolute path (no abstract sockets)");
         }
         free(p->socket_path);
         p->socket_path = strdup(val);
     } else if (strcmp(key, "socket_mode") == 0) {
         unsigned long m = strtoul(val, &end, 8);
         if (*end || m > 0777) {
-            return perr(err, errlen, "socket_mode: octal mode such as 0660");
+            return vimgd_errf(err, errlen, "socket_mode: octal mode such as 0660");
         }
         p->socket_mode = (unsigned)m;
     } else if (strcmp(key, "socket_group") == 0) {
         struct group *g = getgrnam(val);
         if (!g) {
-            return perr(err, errlen, "unknown group '%s'", val);
+            return vimgd_errf(err, errlen, "unknown group '%s'", val);
         }
         p->has_socket_group = true;
         p->socket_group = g->gr_gid;
@@ -384,32 +384,32 @@ daemon_key(struct policy *p, const char *key, const char *val, char *err, size_t
         p->audit = strdup(val);
     } else if (strcmp(key, "require_peer_pidfd") == 0) {
         if (parse_bool(val, &p->require_peer_pidfd) < 0) {
-            return perr(err, errlen, "require_peer_pidfd: yes or no");
+            return vimgd_errf(err, errlen, "require_peer_pidfd: yes or no");
         }
     } else if (strcmp(key, "max_workers") == 0) {
         if (parse_u64(val, &v) < 0 || v < 1 || v > 4096) {
-            return perr(err, errlen, "max_workers: 1..4096");
+            return vimgd_errf(err, errlen, "max_workers: 1..4096");
         }
         p->max_workers = (int)v;
     } else if (strcmp(key, "idle_timeout") == 0) {
         if (parse_u64(val, &v) < 0 || v < 1 || v > 86400) {
-            return perr(err, errlen, "idle_timeout: 1..86400 seconds");
+            return vimgd_errf(err, errlen, "idle_timeout: 1..86400 seconds");
         }
         p->idle_timeout = (int)v;
     } else if (strcmp(key, "nbd_server") == 0) {
         if (strcmp(val, "vimg") && strcmp(val, "qemu-nbd")) {
-            return perr(err, errlen, "nbd_server: vimg or qemu-nbd");
+            return vimgd_errf(err, errlen, "nbd_server: vimg or qemu-nbd");
         }
         free(p->nbd_server);
         p->nbd_server = strdup(val);
     } else if (strcmp(key, "nbd_server_path") == 0) {
         if (val[0] != '/') {
-            return perr(err, errlen, "nbd_server_path must be an absolute path");
+            return vimgd_errf(err, errlen, "nbd_server_path must be an absolute path");
         }
         free(p->nbd_server_path);
         p->nbd_server_path = strdup(val);
     } else {
-        return perr(err, errlen, "unknown key '%s' in [daemon]", key);
+        return vimgd_errf(err, errlen, "unknown key '%s' in [daemon]", key);
     }
     return 0;
 }
@@ -421,17 +421,17 @@ check_owner(int fd, const char *what, const char *path, bool secret, char *err, 
     struct stat st;
 
     if (fstat(fd, &st) < 0) {
-        return perr(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+        return vimgd_errf(err, errlen, "%s '%s': %s", what, path, strerror(errno));
     }
     if (!S_ISREG(st.st_mode)) {
-        return perr(err, errlen, "%s '%s' is not a regular file", what, path);
+        return vimgd_errf(err, errlen, "%s '%s' is not a regular file", what, path);
     }
     if (st.st_uid != 0) {
-        return perr(err, errlen, "%s '%s' must be owned by root (owner uid %u)", what, path,
+        return vimgd_errf(err, errlen, "%s '%s' must be owned by root (owner uid %u)", what, path,
                     (unsigned)st.st_uid);
     }
     if (st.st_mode & (secret ? 077 : 022)) {
-        return perr(err, errlen, "%s '%s' has mode %04o; it must not be %s by group or others",
+        return vimgd_errf(err, errlen, "%s '%s' has mode %04o; it must not be %s by group or others",
                     what, path, (unsigned)(st.st_mode & 07777),
                     secret ? "accessible" : "writable");
     }
@@ -446,7 +446,7 @@ open_dir(struct root_dir *d, const char *key, const char *rule, char *err, size_
     }
     d->fd = open(d->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (d->fd < 0) {
-        return perr(err, errlen, "[rule %s] %s '%s': %s", rule, key, d->path, strerror(errno));
+        return vimgd_errf(err, errlen, "[rule %s] %s '%s': %s", rule, key, d->path, strerror(errno));
     }
     return 0;
 }
@@ -462,21 +462,21 @@ finish(struct policy *p, bool open_roots, char *err, size_t errlen)
         unsigned both = r->allow | r->deny;
 
         if ((r->allow & (1u << VB_OP_OPEN)) && !r->open_root.path) {
-            return perr(err, errlen, "[rule %s] allows open but has no open.root", r->name);
+            return vimgd_errf(err, errlen, "[rule %s] allows open but has no open.root", r->name);
         }
         if ((r->allow & (1u << VB_OP_NBD)) && (!r->nbd_root.path)) {
-            return perr(err, errlen, "[rule %s] allows nbd but has no nbd.root", r->name);
+            return vimgd_errf(err, errlen, "[rule %s] allows nbd but has no nbd.root", r->name);
         }
         if ((r->allow & (1u << VB_OP_NBD)) && !r->nbd_secret &&
             (!r->nbd_format || strcmp(r->nbd_format, "raw") != 0)) {
-            return perr(err, errlen, "[rule %s] allows nbd of encrypted images but has no "
+            return vimgd_errf(err, errlen, "[rule %s] allows nbd of encrypted images but has no "
                         "nbd.secret", r->name);
         }
         if ((r->allow & (1u << VB_OP_MEMLOCK)) && !r->has_memlock_max) {
-            return perr(err, errlen, "[rule %s] allows memlock but has no memlock.max", r->name);
+            return vimgd_errf(err, errlen, "[rule %s] allows memlock but has no memlock.max", r->name);
         }
         if ((r->allow & (1u << VB_OP_CGROUP)) && r->ncgroup_targets == 0) {
-            return perr(err, errlen, "[rule %s] allows cgroup but has no cgroup.targets",
+            return vimgd_errf(err, errlen, "[rule %s] allows cgroup but has no cgroup.targets",
                         r->name);
         }
         (void)both;
@@ -487,21 +487,21 @@ finish(struct policy *p, bool open_roots, char *err, size_t errlen)
                 }
             }
             if (k == p->ncgroups) {
-                return perr(err, errlen, "[rule %s] cgroup target '%s' has no [cgroup %s] section",
+                return vimgd_errf(err, errlen, "[rule %s] cgroup target '%s' has no [cgroup %s] section",
                             r->name, r->cgroup_targets[j], r->cgroup_targets[j]);
             }
         }
         for (j = 0; j < r->nallow_plugin; j++) {
             const char *op;
             if (!plugin_find(p, r->allow_plugin[j], &op)) {
-                return perr(err, errlen, "[rule %s] allows '%s' but no [plugin] section names it",
+                return vimgd_errf(err, errlen, "[rule %s] allows '%s' but no [plugin] section names it",
                             r->name, r->allow_plugin[j]);
             }
         }
         if (r->has_exe) {
             struct stat st;
             if (stat(r->exe, &st) < 0) {
-                return perr(err, errlen, "[rule %s] match.exe '%s': %s", r->name, r->exe,
+                return vimgd_errf(err, errlen, "[rule %s] match.exe '%s': %s", r->name, r->exe,
                             strerror(errno));
             }
             r->exe_dev = st.st_dev;
@@ -518,7 +518,7 @@ finish(struct policy *p, bool open_roots, char *err, size_t errlen)
             int fd = open(r->nbd_secret, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
             int rc;
             if (fd < 0) {
-                return perr(err, errlen, "[rule %s] nbd.secret '%s': %s", r->name,
+                return vimgd_errf(err, errlen, "[rule %s] nbd.secret '%s': %s", r->name,
                             r->nbd_secret, strerror(errno));
             }
             rc = check_owner(fd, "nbd.secret", r->nbd_secret, true, err, errlen);
@@ -531,12 +531,12 @@ finish(struct policy *p, bool open_roots, char *err, size_t errlen)
     for (k = 0; k < p->ncgroups; k++) {
         struct cgroup_target *t = &p->cgroups[k];
         if (!t->path) {
-            return perr(err, errlen, "[cgroup %s] has no path", t->name);
+            return vimgd_errf(err, errlen, "[cgroup %s] has no path", t->name);
         }
         if (open_roots) {
             t->fd = open(t->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
             if (t->fd < 0 || faccessat(t->fd, "cgroup.procs", F_OK, 0) < 0) {
-                return perr(err, errlen, "[cgroup %s] path '%s' is not a cgroup directory: %s",
+                return vimgd_errf(err, errlen, "[cgroup %s] path '%s' is not a cgroup directory: %s",
                             t->name, t->path, strerror(errno));
             }
         }
@@ -564,7 +564,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
 
     fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return perr(err, errlen, "cannot open config '%s': %s", file, strerror(errno));
+        return vimgd_errf(err, errlen, "cannot open config '%s': %s", file, strerror(errno));
     }
     rc = check_owner(fd, "config file", file, false, err, errlen);
     if (rc < 0) {
@@ -581,7 +581,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            rc = perr(err, errlen, "line too long");
+            rc = vimgd_errf(err, errlen, "line too long");
             break;
         }
         s = trim(line);
@@ -591,7 +591,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
         if (*s == '[') {
             char *end = strchr(s, ']'), *sp, *name;
             if (!end || end[1] != '\0') {
-                rc = perr(err, errlen, "bad section header");
+                rc = vimgd_errf(err, errlen, "bad section header");
                 break;
             }
             *end = '\0';
@@ -630,7 +630,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
                 pl->args = calloc(1, sizeof(char *));
                 sec = S_PLUGIN;
             } else {
-                rc = perr(err, errlen, "unknown section [%s%s%s]", s, name ? " " : "",
+                rc = vimgd_errf(err, errlen, "unknown section [%s%s%s]", s, name ? " " : "",
                           name ? name : "");
                 break;
             }
@@ -638,7 +638,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
         }
         eq = strchr(s, '=');
         if (!eq) {
-            rc = perr(err, errlen, "expected 'key = value'");
+            rc = vimgd_errf(err, errlen, "expected 'key = value'");
             break;
         }
         *eq = '\0';
@@ -646,7 +646,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
         val = trim(eq + 1);
         switch (sec) {
         case S_NONE:
-            rc = perr(err, errlen, "key '%s' outside a section", key);
+            rc = vimgd_errf(err, errlen, "key '%s' outside a section", key);
             break;
         case S_DAEMON:
             rc = daemon_key(p, key, val, err, errlen);
@@ -657,7 +657,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
         case S_CGROUP: {
             struct cgroup_target *t = &p->cgroups[p->ncgroups - 1];
             if (strcmp(key, "path") != 0 || val[0] != '/') {
-                rc = perr(err, errlen, "[cgroup %s] takes only 'path = /sys/fs/cgroup/...'",
+                rc = vimgd_errf(err, errlen, "[cgroup %s] takes only 'path = /sys/fs/cgroup/...'",
                           t->name);
             } else {
                 free(t->path);
@@ -669,7 +669,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
             struct plugin *pl = &p->plugins[p->nplugins - 1];
             if (strcmp(key, "path") == 0) {
                 if (val[0] != '/') {
-                    rc = perr(err, errlen, "plugin path must be absolute");
+                    rc = vimgd_errf(err, errlen, "plugin path must be absolute");
                 }
                 free(pl->path);
                 pl->path = strdup(val);
@@ -693,7 +693,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
         int i;
         for (i = 0; i < p->nplugins && rc == 0; i++) {
             if (!p->plugins[i].path) {
-                rc = perr(err, errlen, "[plugin %s] has no path", p->plugins[i].name);
+                rc = vimgd_errf(err, errlen, "[plugin %s] has no path", p->plugins[i].name);
             }
         }
         if (rc == 0) {

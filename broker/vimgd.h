@@ -166,6 +166,9 @@ int audit_open(const char *dest);
 /** audit_log - one line per decision or protocol event. */
 void audit_log(const struct vimgd_peer *peer, const char *event, const char *op,
                const char *object, const char *rule, int status, const char *text);
+/** vimgd_errf - format a one-line message into @err; returns -EINVAL. */
+int vimgd_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** vimgd_log - a plain log line (stderr). */
 void vimgd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -19,11 +19,7 @@
 [ "$(id -u)" = 0 ] || skip "must run as root (starts vimgd, drops clients to nobody)"
 requires setpriv
 requires qemu-img
-VIMGD=${VIMGD:-$BUILDDIR/broker/vimgd}
-id nobody >/dev/null 2>&1 || skip "no user 'nobody'"
-AS_NOBODY=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups
-           --inh-caps=-all --bounding-set=-all)
-AS_OTHER=(setpriv --reuid=4242 --regid=4242 --clear-groups --inh-caps=-all --bounding-set=-all)
+. "$SRCDIR/broker-functions.sh"
 
 # VIMG_SERVE: another vimg binary to run as the server (default: $VIMG)
 VIMG_SERVE=${VIMG_SERVE:-$VIMG}
@@ -75,15 +71,8 @@ expect_error 1 "nbd.secret '$T/keys/enc.key' has mode 0640" \
 chmod 600 "$T/keys/enc.key"
 expect_ok "$VIMGD" --config "$T/vimgd.conf" --check-config
 
-"$VIMGD" --config "$T/vimgd.conf" 2>"$T/vimgd.log" &
-VIMGD_PID=$!
-cleanup_fn kill "$VIMGD_PID"
-for _ in $(seq 100); do
-    [ -S "$T/sock" ] && break
-    sleep 0.05
-done
-[ -S "$T/sock" ] || { cat "$T/vimgd.log" >&2; fail "vimgd did not start"; }
-nobody_broker() { "${AS_NOBODY[@]}" "$VIMG" broker --socket "$T/sock" "$@"; }
+SOCK=$T/sock
+start_vimgd "$T/vimgd.conf" "$SOCK"
 
 # nobody can read neither the image nor the key
 expect_rc 1 "${AS_NOBODY[@]}" cat "$T/images/enc.luks"

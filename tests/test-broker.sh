@@ -17,18 +17,12 @@
 
 [ "$(id -u)" = 0 ] || skip "must run as root (starts vimgd, drops clients to nobody)"
 requires setpriv
-VIMGD=${VIMGD:-$BUILDDIR/broker/vimgd}
+. "$SRCDIR/broker-functions.sh"
 BROKER_HELPER=${BROKER_HELPER:-$BUILDDIR/tests/broker-helper}
 SAMPLE_PLUGIN=${SAMPLE_PLUGIN:-$BUILDDIR/broker/sample.so}
 WRONG_ABI_PLUGIN=${WRONG_ABI_PLUGIN:-$BUILDDIR/broker/sample-wrong-abi.so}
-id nobody >/dev/null 2>&1 || skip "no user 'nobody'"
 NOBODY_UID=$(id -u nobody)
 NOGROUP=$(id -gn nobody)
-OTHER_UID=4242      # no passwd entry: matched by number
-AS_NOBODY=(setpriv --reuid="$NOBODY_UID" --regid="$(id -g nobody)" --clear-groups
-           --inh-caps=-all --bounding-set=-all)
-AS_OTHER=(setpriv --reuid=$OTHER_UID --regid=$OTHER_UID --clear-groups
-          --inh-caps=-all --bounding-set=-all)
 SKIPPED=()
 
 # has_cap N: capability bit N is in our bounding and effective sets.
@@ -178,17 +172,9 @@ grep_last "gid 0 and supplementary groups not in match.gid"
 
 # ---- the daemon ---------------------------------------------------------------
 
-"$VIMGD" --config "$CONF" 2>"$T/vimgd.log" &
-VIMGD_PID=$!
-cleanup_fn kill "$VIMGD_PID"
-for _ in $(seq 100); do
-    [ -S "$T/sock" ] && break
-    sleep 0.05
-done
-[ -S "$T/sock" ] || { cat "$T/vimgd.log" >&2; fail "vimgd did not create its socket"; }
 SOCK=$T/sock
+start_vimgd "$CONF" "$SOCK"
 broker() { "$VIMG" broker --socket "$SOCK" "$@"; }
-nobody_broker() { "${AS_NOBODY[@]}" "$VIMG" broker --socket "$SOCK" "$@"; }
 
 # ---- open -------------------------------------------------------------------
 
@@ -373,10 +359,7 @@ if command -v systemd-socket-activate >/dev/null; then
         "$VIMGD" --config "$CONF" 2>"$T/act.log" &
     ACT_PID=$!
     cleanup_fn kill "$ACT_PID"
-    for _ in $(seq 100); do
-        [ -S "$T/act.sock" ] && break
-        sleep 0.05
-    done
+    wait_socket "$T/act.sock" || fail "systemd-socket-activate did not listen"
     chmod 666 "$T/act.sock"         # SocketMode=0666 in vimgd.socket
     expect_ok "${AS_NOBODY[@]}" "$VIMG" broker --socket "$T/act.sock" open disk.img
     assert_eq "$(head -c 7 "$LAST_OUT")" "WRITTEN" "open through the socket-activated vimgd"

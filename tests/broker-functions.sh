@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
+#
+# Helpers shared by tests/test-broker*.sh (sourced after functions.sh):
+# dropping clients to nobody or to a uid without a passwd entry, and
+# starting vimgd on a private socket.
+
+VIMGD=${VIMGD:-$BUILDDIR/broker/vimgd}
+id nobody >/dev/null 2>&1 || skip "no user 'nobody'"
+OTHER_UID=4242      # no passwd entry: matched by number
+AS_NOBODY=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups
+           --inh-caps=-all --bounding-set=-all)
+AS_OTHER=(setpriv --reuid=$OTHER_UID --regid=$OTHER_UID --clear-groups
+          --inh-caps=-all --bounding-set=-all)
+
+# wait_socket PATH: wait up to 5 s for a unix socket to appear.
+wait_socket()
+{
+    local _
+    for _ in $(seq 100); do
+        [ -S "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_vimgd CONF SOCKET: run vimgd in the background (log in
+# $TEST_TMP/vimgd.log), stopped at exit; sets VIMGD_PID.
+start_vimgd()
+{
+    "$VIMGD" --config "$1" 2>"$TEST_TMP/vimgd.log" &
+    VIMGD_PID=$!
+    cleanup_fn kill "$VIMGD_PID"
+    wait_socket "$2" || { cat "$TEST_TMP/vimgd.log" >&2; fail "vimgd did not create $2"; }
+}
+
+# nobody_broker ARGS...: vimg broker as nobody, on $SOCK.
+nobody_broker()
+{
+    "${AS_NOBODY[@]}" "$VIMG" broker --socket "$SOCK" "$@"
+}
