@@ -30,7 +30,7 @@ start_vimgd()
 {
     "$VIMGD" --config "$1" 2>"$TEST_TMP/vimgd.log" &
     VIMGD_PID=$!
-    cleanup_fn kill "$VIMGD_PID"
+    cleanup_fn bg_stop "$VIMGD_PID"
     wait_socket "$2" || { cat "$TEST_TMP/vimgd.log" >&2; fail "vimgd did not create $2"; }
 }
 
@@ -38,4 +38,19 @@ start_vimgd()
 nobody_broker()
 {
     "${AS_NOBODY[@]}" "$VIMG" broker --socket "$SOCK" "$@"
+}
+
+# bg_stop PID: kill and reap PID if it is still one of this shell's
+# background jobs (never a pid that may have been recycled meanwhile).
+bg_stop()
+{
+    local p
+    for p in $(jobs -p); do
+        if [ "$p" = "$1" ]; then
+            kill "$1" 2>/dev/null
+            wait "$1" 2>/dev/null
+            return 0
+        fi
+    done
+    return 0
 }

@@ -90,7 +90,7 @@ echo "nobody read $(stat -c %s "$T/out/read.raw") decrypted bytes through $ENGIN
 # requester's connection ends)
 "${AS_NOBODY[@]}" "$VIMG" broker --socket "$T/sock" nbd enc.luks -- sleep 2 &
 HOLDER=$!
-cleanup_fn kill "$HOLDER"
+cleanup_fn bg_stop "$HOLDER"
 # descendants PID: every process below PID (the workers and their servers)
 descendants()
 {

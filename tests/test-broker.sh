@@ -209,10 +209,9 @@ printf 'regular\n' >"$T/images/race"
     done
 ) &
 SWAPPER=$!
-cleanup_fn kill "$SWAPPER"
+cleanup_fn bg_stop "$SWAPPER"
 expect_ok "${AS_NOBODY[@]}" "$BROKER_HELPER" openloop "$SOCK" race 2000 "$SECRET_WORD"
-kill "$SWAPPER"
-wait "$SWAPPER" 2>/dev/null
+bg_stop "$SWAPPER"
 echo "symlink race: $(cat "$LAST_OUT")"
 
 # ---- memlock (CAP_SYS_RESOURCE, bit 24) -----------------------------------------
@@ -236,11 +235,12 @@ expect_error 1 "scheduling policy 5 not in sched.policies" nobody_broker sched i
 expect_error 1 "no rule allows sched" "${AS_OTHER[@]}" "$VIMG" broker --socket "$SOCK" sched fifo 1
 "${AS_NOBODY[@]}" sleep 60 &
 VICTIM=$!
-cleanup_fn kill "$VICTIM"
+cleanup_fn bg_stop "$VICTIM"
 sleep 0.1
 expect_rc 1 "${AS_NOBODY[@]}" "$BROKER_HELPER" sched "$SOCK" "$VICTIM"
 grep_last "is not a thread of the requester"
 chrt -p "$VICTIM" | grep -q SCHED_OTHER || fail "another process's scheduling changed"
+bg_stop "$VICTIM"
 if has_cap 23; then
     expect_ok nobody_broker sched fifo 5 -- sh -c 'chrt -p $$'
     grep_last "SCHED_FIFO|SCHED_RESET_ON_FORK"
@@ -287,20 +287,29 @@ pid_reuse()
     [ -n "$p" ] || fail "handoff helper did not start"
     # the child holds an idle connection now: others must still be served
     expect_ok nobody_broker open disk.img
-    for _ in $(seq 200); do
+    # its worker keeps only the capabilities the operations need
+    # (DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, KILL, SYS_NICE, SYS_RESOURCE)
+    local w eff
+    for w in $(ps --ppid "$VIMGD_PID" -o pid=); do
+        eff=$(awk '/^CapEff/ {print $2}' "/proc/$w/status" 2>/dev/null) || continue
+        [ -n "$eff" ] || continue
+        (( (0x$eff & ~0x180002e) == 0 )) || fail "worker $w has capabilities $eff"
+        grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$w/status" ||
+            fail "worker $w lacks no_new_privs"
+    done
+    for _ in $(seq 50); do
         echo $((p - 1)) >/proc/sys/kernel/ns_last_pid 2>/dev/null || break
         "${AS_NOBODY[@]}" sleep 60 &
         if [ $! = "$p" ]; then
             imposter=$!
             break
         fi
-        kill $! 2>/dev/null
-        wait $! 2>/dev/null
+        bg_stop $!
     done
     if [ -z "$imposter" ]; then
         SKIPPED+=("pid reuse ($op): could not make pid $p be reused; tested with the pid unused")
     else
-        cleanup_fn kill "$imposter"
+        cleanup_fn bg_stop "$imposter"
     fi
     [ "$op" = sched ] && arg=$p
     echo "$arg" >"$T/fifo.ctl"
@@ -319,7 +328,7 @@ pid_reuse()
             grep -q "^0::$CGREL\$" "/proc/$imposter/cgroup" &&
                 fail "pid reuse: the new process was moved into the cgroup"
         fi
-        kill "$imposter"
+        bg_stop "$imposter"
     fi
 }
 if [ -w /proc/sys/kernel/ns_last_pid ]; then
@@ -358,14 +367,13 @@ if command -v systemd-socket-activate >/dev/null; then
     systemd-socket-activate --seqpacket -l "$T/act.sock" \
         "$VIMGD" --config "$CONF" 2>"$T/act.log" &
     ACT_PID=$!
-    cleanup_fn kill "$ACT_PID"
+    cleanup_fn bg_stop "$ACT_PID"
     wait_socket "$T/act.sock" || fail "systemd-socket-activate did not listen"
     chmod 666 "$T/act.sock"         # SocketMode=0666 in vimgd.socket
     expect_ok "${AS_NOBODY[@]}" "$VIMG" broker --socket "$T/act.sock" open disk.img
     assert_eq "$(head -c 7 "$LAST_OUT")" "WRITTEN" "open through the socket-activated vimgd"
     [ -e "$T/sock" ] && fail "socket-activated vimgd bound its configured socket"
-    kill "$ACT_PID"
-    wait "$ACT_PID" 2>/dev/null
+    bg_stop "$ACT_PID"
 else
     SKIPPED+=("socket activation: no systemd-socket-activate")
 fi
