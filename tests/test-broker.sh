@@ -49,6 +49,8 @@ ln -s ../outside "$T/images/lnkdir"
 mkfifo "$T/images/fifo"
 install -m 755 "$SAMPLE_PLUGIN" "$T/plugins/sample.so"
 install -m 755 "$WRONG_ABI_PLUGIN" "$T/plugins/sample.so.wrongabi"
+install -m 755 "$(type -P true)" "$T/plugins/launcher"
+install -m 755 "$(type -P true)" "$T/plugins/launcher-copy"
 
 # cgroup v2 targets (unified hierarchy on hybrid hosts)
 CGROOT=
@@ -107,6 +109,10 @@ write_config()
         echo "sched.max_rtprio = 10"
         echo "sched.policies = other, batch, fifo, rr"
         [ -n "$CG" ] && echo "cgroup.targets = housekeeping"
+        echo "[rule vm-scopes]"
+        echo "match.cgroup = /machine.slice/machine-qemu*.scope"
+        echo "match.exe = $T/plugins/launcher"
+        echo "allow = sample.whoami"
         echo "[rule writer]"
         echo "match.uid = $OTHER_UID"
         echo "allow = open"
@@ -121,7 +127,7 @@ write_config "$CONF"
 # ---- config checks ----------------------------------------------------------
 
 expect_ok "$VIMGD" --config "$CONF" --check-config
-grep_last "config OK: 3 rule(s), 1 plugin(s)"
+grep_last "config OK: 4 rule(s), 1 plugin(s)"
 grep_last "[rule launcher]"
 
 cp "$CONF" "$T/bad.conf"
@@ -169,6 +175,16 @@ expect_rc 1 "$VIMGD" --config "$CONF" --explain --uid nobody --gid "$NOGROUP" sa
 grep_last "rule no-devnull: matches and denies sample.devnull: DENY"
 expect_rc 1 "$VIMGD" --config "$CONF" --explain --uid nobody --gid root open disk.img
 grep_last "gid 0 and supplementary groups not in match.gid"
+# cgroup globs and executables (by device and inode, not by name)
+expect_ok "$VIMGD" --config "$CONF" --explain --uid 1234 \
+    --cgroup /machine.slice/machine-qemu-1-vm.scope --exe "$T/plugins/launcher" sample.whoami
+grep_last "rule vm-scopes: matches and allows sample.whoami: ALLOW"
+expect_rc 1 "$VIMGD" --config "$CONF" --explain --uid 1234 \
+    --cgroup /machine.slice/machine-qemu-1-vm.scope/sub --exe "$T/plugins/launcher" sample.whoami
+grep_last "does not match match.cgroup"
+expect_rc 1 "$VIMGD" --config "$CONF" --explain --uid 1234 \
+    --cgroup /machine.slice/machine-qemu-1-vm.scope --exe "$T/plugins/launcher-copy" sample.whoami
+grep_last "is not match.exe (compared by device and inode)"
 
 # ---- the daemon ---------------------------------------------------------------
 
