@@ -158,7 +158,16 @@ if command -v cc >/dev/null; then
     echo '#include "vimgd-plugin.h"' >"$T/p.c"
     expect_stderr "vimgd-plugin.h is an UNSTABLE interface" \
         cc -fsyntax-only -I "$SRCDIR/../include" "$T/p.c"
-    expect_ok cc -fsyntax-only -DVIMGD_I_KNOW_THIS_IS_UNSTABLE -I "$SRCDIR/../include" "$T/p.c"
+    expect_ok cc -fsyntax-only -std=c99 -Wall -Wextra -Werror -DVIMGD_I_KNOW_THIS_IS_UNSTABLE \
+        -I "$SRCDIR/../include" "$T/p.c"
+    # the client header alone, as C99 and as C++
+    echo '#include "vimgd-client.h"' >"$T/c.c"
+    expect_ok cc -fsyntax-only -std=c99 -Wall -Wextra -Werror -I "$SRCDIR/../include" "$T/c.c"
+    if command -v c++ >/dev/null; then
+        expect_ok c++ -fsyntax-only -x c++ -Wall -Werror -I "$SRCDIR/../include" "$T/c.c"
+        expect_ok c++ -fsyntax-only -x c++ -Wall -Werror -DVIMGD_I_KNOW_THIS_IS_UNSTABLE \
+            -I "$SRCDIR/../include" "$T/p.c"
+    fi
 else
     SKIPPED+=("plugin header compile check: no cc")
 fi
