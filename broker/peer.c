@@ -80,7 +80,7 @@ proc_uid(pid_t pid, uid_t *uid)
 }
 
 int
-peer_identify(int sock, bool require_peer_pidfd, struct vimgd_peer *peer, const char **why)
+peer_identify(int sock, int mode, struct vimgd_peer *peer, const char **why)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
@@ -110,15 +110,16 @@ peer_identify(int sock, bool require_peer_pidfd, struct vimgd_peer *peer, const 
         peer->ngroups = (int)(len / sizeof(gid_t));
     }
     len = sizeof(peer->pidfd);
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &peer->pidfd, &len) == 0 &&
-        peer->pidfd >= 0) {
+    if (mode != PEER_PIDFD_OPEN &&
+        getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &peer->pidfd, &len) == 0 && peer->pidfd >= 0) {
         peer->pidfd_source = 1;
         (void)fcntl(peer->pidfd, F_SETFD, FD_CLOEXEC);
     } else {
         uid_t uid;
 
-        if (require_peer_pidfd) {
-            *why = "kernel has no SO_PEERPIDFD and require_peer_pidfd = yes";
+        peer->pidfd = -1;
+        if (mode == PEER_PIDFD_REQUIRE) {
+            *why = "kernel has no SO_PEERPIDFD and peer_pidfd = require";
             return -EPERM;
         }
         peer->pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0);

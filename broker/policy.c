@@ -342,19 +342,6 @@ rule_key(struct rule *r, const char *key, char *val, char *err, size_t errlen)
 }
 
 static int
-parse_bool(const char *v, bool *out)
-{
-    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) {
-        *out = true;
-    } else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) {
-        *out = false;
-    } else {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int
 daemon_key(struct policy *p, const char *key, const char *val, char *err, size_t errlen)
 {
     uint64_t v;
@@ -382,9 +369,15 @@ daemon_key(struct policy *p, const char *key, const char *val, char *err, size_t
     } else if (strcmp(key, "audit") == 0) {
         free(p->audit);
         p->audit = strdup(val);
-    } else if (strcmp(key, "require_peer_pidfd") == 0) {
-        if (parse_bool(val, &p->require_peer_pidfd) < 0) {
-            return vimgd_errf(err, errlen, "require_peer_pidfd: yes or no");
+    } else if (strcmp(key, "peer_pidfd") == 0) {
+        if (strcmp(val, "require") == 0) {
+            p->peer_pidfd = PEER_PIDFD_REQUIRE;
+        } else if (strcmp(val, "fallback") == 0) {
+            p->peer_pidfd = PEER_PIDFD_FALLBACK;
+        } else if (strcmp(val, "pidfd_open") == 0) {
+            p->peer_pidfd = PEER_PIDFD_OPEN;
+        } else {
+            return vimgd_errf(err, errlen, "peer_pidfd: require, fallback or pidfd_open");
         }
     } else if (strcmp(key, "max_workers") == 0) {
         if (parse_u64(val, &v) < 0 || v < 1 || v > 4096) {
@@ -557,7 +550,7 @@ policy_load(const char *file, bool open_roots, struct policy *p, char *err, size
     p->socket_path = strdup("/run/vimgd.sock");
     p->socket_mode = 0666;
     p->audit = strdup("stderr");
-    p->require_peer_pidfd = true;
+    p->peer_pidfd = PEER_PIDFD_REQUIRE;
     p->max_workers = 64;
     p->idle_timeout = 300;
     p->nbd_server = strdup("vimg");
@@ -817,9 +810,11 @@ policy_print(const struct policy *p, FILE *out)
     int i, j;
 
     fprintf(out, "[daemon]\n  socket = %s\n  socket_mode = %04o\n  audit = %s\n"
-            "  require_peer_pidfd = %s\n  max_workers = %d\n  idle_timeout = %d\n"
+            "  peer_pidfd = %s\n  max_workers = %d\n  idle_timeout = %d\n"
             "  nbd_server = %s\n", p->socket_path, p->socket_mode, p->audit,
-            p->require_peer_pidfd ? "yes" : "no", p->max_workers, p->idle_timeout,
+            p->peer_pidfd == PEER_PIDFD_REQUIRE    ? "require"
+            : p->peer_pidfd == PEER_PIDFD_FALLBACK ? "fallback"
+                                                   : "pidfd_open", p->max_workers, p->idle_timeout,
             p->nbd_server);
     if (p->nbd_server_path) {
         fprintf(out, "  nbd_server_path = %s\n", p->nbd_server_path);

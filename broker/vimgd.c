@@ -157,7 +157,7 @@ worker(const struct policy *pol, int conn)
     restrict_worker();
     setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    idrc = peer_identify(conn, pol->require_peer_pidfd, &peer, &why);
+    idrc = peer_identify(conn, pol->peer_pidfd, &peer, &why);
     if (idrc < 0) {
         audit_log(&peer, "refused", NULL, NULL, NULL, idrc, why);
     }

@@ -84,7 +84,7 @@ struct policy {
     bool has_socket_group;
     gid_t socket_group;
     char *audit;            /* "stderr" or a file name */
-    bool require_peer_pidfd; /* refuse peers without SO_PEERPIDFD */
+    int peer_pidfd;         /* PEER_PIDFD_*: how the peer's pidfd is obtained */
     int max_workers;
     int idle_timeout;       /* seconds a connection may stay silent */
     char *nbd_server;       /* "vimg" (vimg serve --fd) or "qemu-nbd" */
@@ -125,11 +125,16 @@ void policy_decide(const struct policy *pol, const struct vimgd_peer *peer,
                    const struct vb_request *req, struct decision *d, FILE *trace);
 
 /* peer.c */
+enum {
+    PEER_PIDFD_REQUIRE,  /* SO_PEERPIDFD, else refuse (default) */
+    PEER_PIDFD_FALLBACK, /* SO_PEERPIDFD, else pidfd_open(pid) + re-check */
+    PEER_PIDFD_OPEN,     /* always pidfd_open(pid) + re-check (pre-6.5 behaviour) */
+};
 /**
  * peer_identify - fill @peer from the kernel for connected socket @sock.
  * Return: 0, or -errno with the reason in @why.
  */
-int peer_identify(int sock, bool require_peer_pidfd, struct vimgd_peer *peer, const char **why);
+int peer_identify(int sock, int mode, struct vimgd_peer *peer, const char **why);
 /** peer_alive - 1 if the peer process (its pidfd) still exists. */
 int peer_alive(const struct vimgd_peer *peer);
 void peer_release(struct vimgd_peer *peer);

@@ -24,14 +24,14 @@ wait_socket()
     return 1
 }
 
-# start_vimgd CONF SOCKET: run vimgd in the background (log in
-# $TEST_TMP/vimgd.log), stopped at exit; sets VIMGD_PID.
+# start_vimgd CONF SOCKET [LOG]: run vimgd in the background (log in
+# $TEST_TMP/vimgd.log by default), stopped at exit; sets VIMGD_PID.
 start_vimgd()
 {
-    "$VIMGD" --config "$1" 2>"$TEST_TMP/vimgd.log" &
+    "$VIMGD" --config "$1" 2>"${3:-$TEST_TMP/vimgd.log}" &
     VIMGD_PID=$!
     cleanup_fn bg_stop "$VIMGD_PID"
-    wait_socket "$2" || { cat "$TEST_TMP/vimgd.log" >&2; fail "vimgd did not create $2"; }
+    wait_socket "$2" || { cat "${3:-$TEST_TMP/vimgd.log}" >&2; fail "vimgd did not create $2"; }
 }
 
 # nobody_broker ARGS...: vimg broker as nobody, on $SOCK.
