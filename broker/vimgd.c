@@ -529,6 +529,7 @@ main(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, "vimgd: %s\n", err);
+        policy_free(&pol);
         return 1;
     }
     if (check || !do_explain) {
@@ -559,10 +560,14 @@ main(int argc, char **argv)
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* secrets pass through workers */
     if (audit_open(pol.audit) < 0) {
         fprintf(stderr, "vimgd: cannot open audit log '%s': %s\n", pol.audit, strerror(errno));
+        plugins_unload(&pol);
+        policy_free(&pol);
         return 1;
     }
     lfd = listen_socket(&pol, &created);
     if (lfd < 0) {
+        plugins_unload(&pol);
+        policy_free(&pol);
         return 1;
     }
     memset(&sa, 0, sizeof(sa));

@@ -54,3 +54,15 @@ bg_stop()
     done
     return 0
 }
+
+# check_vimgd_log [LOG...]: no sanitizer report from vimgd or its workers.
+check_vimgd_log()
+{
+    local f
+    for f in "${@:-$TEST_TMP/vimgd.log}"; do
+        if grep -q 'Sanitizer\|runtime error:' "$f" 2>/dev/null; then
+            cat "$f" >&2
+            fail "sanitizer report in $f"
+        fi
+    done
+}

@@ -145,4 +145,5 @@ expect_error 1 "'broker nbd' needs a command" nobody_broker nbd enc.luks
 grep -qF "$PASS" "$T/audit.log" "$T/vimgd.log" && fail "passphrase in a log"
 grep -q "event=allow op=nbd uid=$(id -u nobody) .*NBD export of 'enc.luks' (luks, read-only)" \
     "$T/audit.log" || fail "audit: nbd grant not logged"
+check_vimgd_log
 echo "PASS: $TEST_NAME"

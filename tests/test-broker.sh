@@ -430,6 +430,7 @@ else
     SKIPPED+=("socket activation: no systemd-socket-activate")
 fi
 
+check_vimgd_log "$T/vimgd.log" "$T/vimgd-fallback.log" "$T/act.log"
 for s in "${SKIPPED[@]}"; do
     echo "SKIPPED CASE: $s"
 done
