@@ -489,74 +489,74 @@ vimg_plugin_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
     return 0;
 }
 
+/* The data callbacks: one request at a time on the export's handle. */
+enum io_op { IO_READ, IO_WRITE, IO_FLUSH, IO_TRIM, IO_ZERO };
+
+static int
+locked_io(void *handle, enum io_op op, void *buf, uint32_t count,
+          uint64_t offset, unsigned zero_flags)
+{
+    struct handle *h = handle;
+    struct vimg_image *img = h->ex->img;
+    struct vimg_error *err = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&h->ex->lock);
+    switch (op) {
+    case IO_READ:
+        r = vimg_image_pread(img, buf, count, offset, &err);
+        break;
+    case IO_WRITE:
+        r = vimg_image_pwrite(img, buf, count, offset, &err);
+        break;
+    case IO_FLUSH:
+        r = vimg_image_flush(img, &err);
+        break;
+    case IO_TRIM:
+        r = vimg_image_discard(img, offset, count, &err);
+        break;
+    case IO_ZERO:
+        r = vimg_image_zero(img, offset, count, zero_flags, &err);
+        break;
+    }
+    pthread_mutex_unlock(&h->ex->lock);
+    return r < 0 ? report(h->ex, r, err) : 0;
+}
+
 static int
 vimg_plugin_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
                   uint32_t flags)
 {
-    struct handle *h = handle;
-    struct vimg_error *err = NULL;
-    int r;
-
-    pthread_mutex_lock(&h->ex->lock);
-    r = vimg_image_pread(h->ex->img, buf, count, offset, &err);
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    return locked_io(handle, IO_READ, buf, count, offset, 0);
 }
 
 static int
 vimg_plugin_pwrite(void *handle, const void *buf, uint32_t count,
                    uint64_t offset, uint32_t flags)
 {
-    struct handle *h = handle;
-    struct vimg_error *err = NULL;
-    int r;
-
-    pthread_mutex_lock(&h->ex->lock);
-    r = vimg_image_pwrite(h->ex->img, buf, count, offset, &err);
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    /* FUA is emulated by nbdkit with a flush after the write. */
+    return locked_io(handle, IO_WRITE, (void *)buf, count, offset, 0);
 }
 
 static int
 vimg_plugin_flush(void *handle, uint32_t flags)
 {
-    struct handle *h = handle;
-    struct vimg_error *err = NULL;
-    int r;
-
-    pthread_mutex_lock(&h->ex->lock);
-    r = vimg_image_flush(h->ex->img, &err);
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    return locked_io(handle, IO_FLUSH, NULL, 0, 0, 0);
 }
 
 static int
 vimg_plugin_trim(void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
-    struct handle *h = handle;
-    struct vimg_error *err = NULL;
-    int r;
-
-    pthread_mutex_lock(&h->ex->lock);
-    r = vimg_image_discard(h->ex->img, offset, count, &err);
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    return locked_io(handle, IO_TRIM, NULL, count, offset, 0);
 }
 
 static int
 vimg_plugin_zero(void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
-    struct handle *h = handle;
-    struct vimg_error *err = NULL;
-    unsigned zf = (flags & NBDKIT_FLAG_MAY_TRIM) ? VIMG_ZERO_MAY_UNMAP : 0;
-    int r;
-
-    pthread_mutex_lock(&h->ex->lock);
-    r = vimg_image_zero(h->ex->img, offset, count, zf, &err);
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    return locked_io(handle, IO_ZERO, NULL, count, offset,
+                     (flags & NBDKIT_FLAG_MAY_TRIM) ? VIMG_ZERO_MAY_UNMAP : 0);
 }
 
 /* libvimg block status bits -> NBD's hole/zero bits. */
