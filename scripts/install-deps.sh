@@ -14,6 +14,7 @@ PKGS=(
     keyutils qemu-utils cryptsetup-bin nbdkit libnbd-bin
     xz-utils openssl jq clang valgrind groff-base
     coreutils diffutils xxd util-linux bc
+    nbdkit-plugin-dev python3 gnutls-bin fio
 )
 
 missing=()
