@@ -60,6 +60,8 @@ extern const struct cli_command cmd_snapshot;
 extern const struct cli_command cmd_commit;
 extern const struct cli_command cmd_rebase;
 extern const struct cli_command cmd_luks;
+extern const struct cli_command cmd_broker;
+extern const struct cli_command cmd_serve;
 
 /**
  * cli_error - print "vimg: <message>" and a newline to stderr.
