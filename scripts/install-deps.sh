@@ -15,7 +15,7 @@ PKGS=(
     xz-utils openssl jq clang valgrind groff-base
     coreutils diffutils xxd util-linux bc
     strace python3
-    nbdkit-plugin-dev python3 gnutls-bin fio
+    nbdkit-plugin-dev gnutls-bin fio
 )
 
 missing=()
