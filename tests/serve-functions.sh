@@ -25,6 +25,12 @@ else
     SERVE_PRELOAD=
 fi
 
+# vimg_serve ARGS...: `vimg serve ARGS` with the sanitizer preload (if any).
+vimg_serve()
+{
+    env LD_PRELOAD="$SERVE_PRELOAD" "$VIMG" serve "$@"
+}
+
 SERVE_PID=
 # serve_start SOCKET ARGS...: run `vimg serve -s SOCKET ARGS` in the
 # background (stderr to serve.err) and wait until the socket answers.
@@ -37,7 +43,7 @@ serve_start()
         2>>"$TEST_TMP/serve.err" &
     SERVE_PID=$!
     cleanup_fn kill -9 "$SERVE_PID"
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < 600; i++)); do
         if [ -S "$sock" ] && nbdinfo --size "nbd+unix:///?socket=$sock" \
                 >/dev/null 2>&1; then
             return 0
@@ -49,10 +55,21 @@ serve_start()
     fail "vimg serve $* did not start"
 }
 
-# serve_stop: SIGTERM the server started last and wait for it.
+# serve_stop: SIGTERM the server started last and wait for it (SIGKILL
+# after 20 s: under the sanitizer preload nbdkit may not finish its exit
+# after a refused TLS client; the data was flushed before).
 serve_stop()
 {
+    local i
     kill "$SERVE_PID" 2>/dev/null
+    for ((i = 0; i < 400; i++)); do
+        kill -0 "$SERVE_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$SERVE_PID" 2>/dev/null; then
+        echo "note: server $SERVE_PID ignored SIGTERM for 20 s; killed" >&2
+        kill -9 "$SERVE_PID" 2>/dev/null
+    fi
     wait "$SERVE_PID" 2>/dev/null
     SERVE_PID=
 }

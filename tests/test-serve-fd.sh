@@ -29,9 +29,9 @@ serve_fd()
     local name=$1 i
     shift
     rm -f "$name.sock" "$name.status"
-    LD_PRELOAD=$SERVE_PRELOAD python3 "$SRCDIR/serve-fd-helper.py" \
+    python3 "$SRCDIR/serve-fd-helper.py" \
         "$PWD/$name.sock" "$name.status" --secret "$PWFILE" -- \
-        "$VIMG" serve --fd '{fd}' \
+        env LD_PRELOAD="$SERVE_PRELOAD" "$VIMG" serve --fd '{fd}' \
         --object 'secret,id=s0,file=/dev/fd/{secretfd}' "$@" \
         2>>"$name.err" &
     HELPER_PID=$!
@@ -86,9 +86,9 @@ grep -q 'export-size: 8388608' "$LAST_OUT" || fail "size: $(cat "$LAST_OUT")"
 grep -q 'is_read_only: true' "$LAST_OUT" || fail "not read-only"
 
 # 5. Bad --fd values: one line, exit 1.
-expect_error 1 "vimg: --fd 0: not a socket" "$VIMG" serve --fd 0 l.img </dev/null
-expect_error 1 "is not a file descriptor number" "$VIMG" serve --fd x l.img
-expect_error 1 "cannot be combined" "$VIMG" serve --fd 1 -s x.sock l.img
+expect_error 1 "vimg: --fd 0: not a socket" vimg_serve --fd 0 l.img </dev/null
+expect_error 1 "is not a file descriptor number" vimg_serve --fd x l.img
+expect_error 1 "cannot be combined" vimg_serve --fd 1 -s x.sock l.img
 
 # 6. Socket activation: libnbd starts "[ CMD ]" with LISTEN_PID/LISTEN_FDS.
 expect_ok env LD_PRELOAD="$SERVE_PRELOAD" nbdcopy -- \

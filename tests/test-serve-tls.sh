@@ -118,7 +118,7 @@ else
 fi
 
 # 4. Option errors.
-expect_error 1 "--tls-creds and --tls-psk are exclusive" "$VIMG" serve \
+expect_error 1 "--tls-creds and --tls-psk are exclusive" vimg_serve \
     --tls-creds x --tls-psk y l.luks
-expect_error 1 "--socket cannot be combined" "$VIMG" serve -s a.sock -p 1 l.luks
+expect_error 1 "--socket cannot be combined" vimg_serve -s a.sock -p 1 l.luks
 echo "PASS: $TEST_NAME"

@@ -157,9 +157,9 @@ expect_ok qemu-img compare --object "$SECRET" --image-opts \
 
 # 10. Wrong passphrase and missing file: clear errors, exit 1.
 printf 'wrong' >bad
-expect_stderr "Invalid password" "$VIMG" serve -s "$PWD/x.sock" \
+expect_stderr "Invalid password" vimg_serve -s "$PWD/x.sock" \
     --object secret,id=s0,file=bad --image-opts "${IOPTS[l]}"
-expect_error 1 "vimg: Could not open 'nope.img'" "$VIMG" serve -s x.sock nope.img
-expect_error 1 "several images are exported" "$VIMG" serve -s "$PWD/x.sock" \
+expect_error 1 "vimg: Could not open 'nope.img'" vimg_serve -s x.sock nope.img
+expect_error 1 "several images are exported" vimg_serve -s "$PWD/x.sock" \
     p.raw p.qcow2
 echo "PASS: $TEST_NAME"
