@@ -59,6 +59,7 @@ extern const struct cli_command cmd_resize;
 extern const struct cli_command cmd_snapshot;
 extern const struct cli_command cmd_commit;
 extern const struct cli_command cmd_rebase;
+extern const struct cli_command cmd_reencrypt;
 
 /**
  * cli_error - print "vimg: <message>" and a newline to stderr.

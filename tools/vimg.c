@@ -18,7 +18,7 @@
 
 static const struct cli_command *const commands[] = {
     &cmd_amend, &cmd_check, &cmd_commit, &cmd_compare, &cmd_convert, &cmd_create, &cmd_dd,
-    &cmd_info, &cmd_io, &cmd_map, &cmd_measure, &cmd_rebase,
+    &cmd_info, &cmd_io, &cmd_map, &cmd_measure, &cmd_rebase, &cmd_reencrypt,
     &cmd_resize, &cmd_snapshot,
 };
 
