@@ -212,6 +212,23 @@ expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 u.luks
 same_data data.raw "$(lopts u.luks)" "resumed image differs"
 echo "ok unfinished run: vimg reads correctly, refuses writes and amend; resume completes"
 
+# Killed while the new header replaces the old one, and the old header torn:
+# vimg reads through the journal's header and the resume rewrites it.
+cp q.luks.orig t.luks
+VIMG_FAILPOINT_COUNT=$TEST_TMP/count.txt expect_ok "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000 t.luks
+total=$(awk '$1 == "any" { print $2 }' count.txt)
+cp q.luks.orig t.luks
+{ VIMG_FAILPOINT=any:$((total - 1)):crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000 t.luks; } 2>/dev/null
+assert_eq "$LAST_RC" 137 "crash before the header copy"
+dd if=/dev/urandom of=t.luks bs=1 count=300 seek=100 conv=notrunc 2>/dev/null
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
+    "$(lopts t.luks)"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 t.luks
+same_data data.raw "$(lopts t.luks)" "torn header: resumed image differs"
+echo "ok a torn header during the final copy: vimg reads via the journal, resume repairs it"
+
 expect_ok "$VIMG" reencrypt --help
 grep_last "usage: vimg reencrypt"
 echo "ok --help"

@@ -46,22 +46,27 @@ enum {
     OPT_FORCE = OPT_HELP + 1,
 };
 
-/* The format of @path (as -f names it, or probed), malloc'd; NULL on error. */
+/*
+ * The format of @path: -f, or probed from the content (not by opening the
+ * image: a header half replaced by an interrupted run only opens through
+ * the journal, with the key).  malloc'd; NULL after an error message.
+ */
 static char *
 image_format(const char *path, const char *fmt)
 {
-    struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
+    const char *probed = fmt;
     char *name;
     int r;
 
-    r = vimg_image_open(path, fmt, NULL, NULL, VIMG_OPEN_NO_IO, &img, &err);
-    if (r < 0) {
-        cli_error_vimg(err, r, "Could not open '%s': ", path);
-        return NULL;
+    if (!fmt) {
+        r = vimg_probe(path, &probed, &err);
+        if (r < 0) {
+            cli_error_vimg(err, r, NULL);
+            return NULL;
+        }
     }
-    name = strdup(vimg_image_format(img));
-    vimg_image_close(img, NULL);
+    name = strdup(probed);
     if (!name) {
         cli_error("%s", strerror(ENOMEM));
     }

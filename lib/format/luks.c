@@ -245,8 +245,32 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     img->priv = s;
-    r = luks_load(&io, s, errp);
+    /* An unfinished `vimg reencrypt`: reads follow its journal. */
+    if (!no_io) {
+        r = reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
+        if (r < 0) {
+            goto fail;
+        }
+    }
+    if (reenc_finishing(s->reenc)) {
+        /* The image's header may be half replaced: use the journal's. */
+        struct luks_io jio;
+        struct luks1_io j1;
+
+        reenc_header_io(s->reenc, &j1);
+        jio.opaque = j1.opaque;
+        jio.read = j1.read;
+        jio.write = NULL;
+        r = luks_load(&jio, s, errp);
+    } else {
+        r = luks_load(&io, s, errp);
+    }
     if (r < 0) {
+        goto fail;
+    }
+    if (s->reenc && s->version != 1) {
+        r = vimg_error_set(errp, -EINVAL, "Re-encryption journal of '%s' "
+                           "does not belong to a LUKS1 image", img->filename);
         goto fail;
     }
     /* qemu unlocks (and sets up the cipher) before it sizes the payload. */
@@ -255,13 +279,6 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
                             : luks1_unlock(s->luks, pw, pwlen, errp);
         if (r < 0) {
             goto fail;
-        }
-        /* An unfinished `vimg reencrypt`: reads follow its journal. */
-        if (s->version == 1) {
-            r = reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
-            if (r < 0) {
-                goto fail;
-            }
         }
     }
     end = lseek(img->fd, 0, SEEK_END);

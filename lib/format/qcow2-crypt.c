@@ -170,19 +170,26 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
             return r;
         }
     }
-    r = luks1_load(&io, &s->luks, errp);
+    /* An unfinished `vimg reencrypt`: data reads follow its journal, and
+     * once it is finishing the header region may be half replaced, so the
+     * journal's copy of the new header is used. */
+    r = no_io ? 0 : reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
+    if (r == 0 && reenc_finishing(s->reenc)) {
+        reenc_header_io(s->reenc, &io);
+    }
+    if (r == 0) {
+        r = luks1_load(&io, &s->luks, errp);
+    }
     if (r == 0 && !no_io) {
         r = luks1_unlock(s->luks, pw, pwlen, errp);
         r = r < 0 ? r : 0;
-    }
-    /* An unfinished `vimg reencrypt`: data reads follow its journal. */
-    if (r == 0 && !no_io) {
-        r = reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
     }
     safe_free(pw);
     if (r < 0) {
         luks1_free(s->luks);
         s->luks = NULL;
+        reenc_free(s->reenc);
+        s->reenc = NULL;
     }
     return r;
 }
