@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -662,6 +663,12 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
     struct reenc *j = *jp;
     int r;
 
+    /* One run at a time (held until the image is closed). */
+    if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
+        return vimg_error_set(errp, errno == EWOULDBLOCK ? -EBUSY : -errno,
+                              "'%s' is being re-encrypted by another "
+                              "process", t->filename);
+    }
     if (!j) {
         r = journal_create(t, np, pw, pwlen, &j, errp);
         if (r < 0) {
@@ -673,8 +680,7 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
         return vimg_error_set(errp, -EINVAL, "Re-encryption journal '%s' "
                               "does not match the image", j->path);
     }
-    if (j->fd >= 0 && fcntl(j->fd, F_GETFL) >= 0 &&
-        (fcntl(j->fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+    if ((fcntl(j->fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
         return jerr(j, errp, -EACCES, "cannot open read-write");
     }
     if (j->state == J_RUNNING) {
