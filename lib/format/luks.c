@@ -1125,7 +1125,7 @@ luks_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     const char *key_id, *bad_alg = NULL;
     char *pw = NULL;
     size_t pwlen = 0;
-    int r, active;
+    int r;
 
     if (s->stale) {
         return luks_stale_error(img, errp);
@@ -1154,13 +1154,9 @@ luks_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL, "Parameter 'key-secret' is "
                               "required for cipher");
     }
-    active = luks1_active_slots(s->luks);
-    if (!s->reenc && active > 1 && !force) {
-        return vimg_error_set(errp, -EINVAL, "'%s' has %d active key slots; "
-                              "the re-encrypted header keeps only the "
-                              "passphrase given (slot 0): erase the others "
-                              "with 'vimg amend' or use --force",
-                              img->filename, active);
+    r = reenc_check_slots(s->reenc, img->filename, s->luks, force, errp);
+    if (r < 0) {
+        return r;
     }
     r = get_password(secrets, key_id, &pw, &pwlen, errp);
     if (r < 0) {

@@ -293,7 +293,7 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     const char *key_id;
     char *pw = NULL;
     size_t pwlen = 0, n = 0;
-    int r, active;
+    int r;
 
     if (s->stale) {
         return qcow2_crypt_writable(img, errp);
@@ -327,13 +327,9 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL, "Parameter 'encrypt.key-secret' "
                               "is required for cipher");
     }
-    active = luks1_active_slots(s->luks);
-    if (!s->reenc && active > 1 && !force) {
-        return vimg_error_set(errp, -EINVAL, "'%s' has %d active key slots; "
-                              "the re-encrypted header keeps only the "
-                              "passphrase given (slot 0): erase the others "
-                              "with 'vimg amend' or use --force",
-                              img->filename, active);
+    r = reenc_check_slots(s->reenc, img->filename, s->luks, force, errp);
+    if (r < 0) {
+        return r;
     }
     /* Everything the tables say must be on disk before they are walked. */
     r = qcow2_metadata_flush(img, errp);

@@ -376,6 +376,23 @@ reenc_busy_error(const char *filename, struct vimg_error **errp)
                           "reencrypt' to complete it", filename);
 }
 
+int
+reenc_check_slots(const struct reenc *j, const char *filename,
+                  const struct luks1 *old, bool force,
+                  struct vimg_error **errp)
+{
+    int active = luks1_active_slots(old);
+
+    if (!j && active > 1 && !force) {
+        return vimg_error_set(errp, -EINVAL, "'%s' has %d active key slots; "
+                              "the re-encrypted header keeps only the "
+                              "passphrase given (slot 0): erase the others "
+                              "with 'vimg amend' or use --force",
+                              filename, active);
+    }
+    return 0;
+}
+
 /* ---- reading while unfinished ------------------------------------------------- */
 
 int

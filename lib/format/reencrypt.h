@@ -75,6 +75,15 @@ int reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
 int reenc_busy_error(const char *filename, struct vimg_error **errp);
 
 /**
+ * reenc_check_slots - refuse (-EINVAL) to start on @old with several active
+ * key slots unless @force: the new header keeps only the one passphrase.
+ * A journal @j (resuming) is always fine.
+ */
+int reenc_check_slots(const struct reenc *j, const char *filename,
+                      const struct luks1 *old, bool force,
+                      struct vimg_error **errp);
+
+/**
  * reenc_run - re-encrypt @ext (sorted, disjoint, inside the file) of
  * @t with a new master key, or resume the journal in *@jp.
  * @np: parameters of the new header (ignored when resuming); its payload
