@@ -348,6 +348,30 @@ VIMG_API int vimg_image_amend(struct vimg_image *img, struct vimg_opts *opts,
                               struct vimg_error **errp);
 
 /**
+ * vimg_image_reencrypt - re-encrypt an image in place with a new master
+ * key (vimg reencrypt; docs/reencrypt.md), or finish an interrupted run.
+ * Progress is journaled in FILENAME.reenc, so after a crash the same call
+ * resumes; until then the image reads correctly through vimg and refuses
+ * writes.  Supported: raw LUKS1 ("luks") and qcow2 with LUKS.
+ * @img: a read-write handle opened with its key; close it afterwards
+ *   (its I/O fails with -ESTALE once the key has changed).
+ * @opts: "key-secret=ID" ("encrypt.key-secret" for qcow2) plus optional
+ *   settings of the new header in the format's creation spelling
+ *   (cipher-alg, cipher-mode, ivgen-alg, ivgen-hash-alg, hash-alg,
+ *   iter-time, iter-count).  The new header has one key slot with the
+ *   passphrase of @opts' secret.
+ * @force: drop other active key slots (otherwise refused).
+ * @progress: called with bytes done / total; may be NULL.
+ * Return: 0, -ENOTSUP (format), -EBADF (read-only), -EINVAL, -ENOSPC (new
+ *   header does not fit), -EIO ...
+ */
+VIMG_API int vimg_image_reencrypt(struct vimg_image *img,
+                                  struct vimg_opts *opts,
+                                  struct vimg_secrets *secrets, bool force,
+                                  vimg_progress_fn progress, void *opaque,
+                                  struct vimg_error **errp);
+
+/**
  * vimg_measure - qemu-img measure: the file size a new image of @format
  * needs for a disk of @size bytes, or for the content of @src.
  * @format: output format ("raw", "luks", ...).

@@ -228,6 +228,16 @@ struct vimg_format_ops {
     int (*amend)(struct vimg_image *img, struct vimg_opts *opts,
                  struct vimg_secrets *secrets, bool force,
                  struct vimg_error **errp);
+    /**
+     * reencrypt - vimg reencrypt: rotate the master key in place, or resume
+     * an unfinished run (docs/reencrypt.md), on a read-write handle opened
+     * with its key.  @opts: the key secret and the new header's settings,
+     * in the format's amend spelling.  NULL: not supported.
+     */
+    int (*reencrypt)(struct vimg_image *img, struct vimg_opts *opts,
+                     struct vimg_secrets *secrets, bool force,
+                     vimg_progress_fn progress, void *opaque,
+                     struct vimg_error **errp);
 };
 
 /**

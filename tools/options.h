@@ -62,6 +62,7 @@ extern const struct cli_command cmd_rebase;
 extern const struct cli_command cmd_luks;
 extern const struct cli_command cmd_broker;
 extern const struct cli_command cmd_serve;
+extern const struct cli_command cmd_reencrypt;
 
 /**
  * cli_error - print "vimg: <message>" and a newline to stderr.

@@ -17,9 +17,24 @@
 #include "options.h"
 
 static const struct cli_command *const commands[] = {
-    &cmd_amend, &cmd_broker, &cmd_check, &cmd_commit, &cmd_compare, &cmd_convert,
-    &cmd_create, &cmd_dd, &cmd_info, &cmd_io, &cmd_luks, &cmd_map, &cmd_measure,
-    &cmd_rebase, &cmd_resize, &cmd_serve, &cmd_snapshot,
+    &cmd_amend,
+    &cmd_broker,
+    &cmd_check,
+    &cmd_commit,
+    &cmd_compare,
+    &cmd_convert,
+    &cmd_create,
+    &cmd_dd,
+    &cmd_info,
+    &cmd_io,
+    &cmd_luks,
+    &cmd_map,
+    &cmd_measure,
+    &cmd_rebase,
+    &cmd_reencrypt,
+    &cmd_resize,
+    &cmd_serve,
+    &cmd_snapshot,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -320,6 +320,31 @@ luks1_create_params_default(struct luks1_create_params *p)
     p->mk_iterations = 0;
 }
 
+void
+luks1_params_from(const struct luks1 *l, struct luks1_create_params *p)
+{
+    luks1_create_params_default(p);
+    p->cipher = l->cipher;
+    p->mode = l->mode;
+    p->ivgen = l->ivgen;
+    p->ivgen_hash_set = l->has_ivgen_hash;
+    if (l->has_ivgen_hash) {
+        p->ivgen_hash = l->ivgen_hash;
+    }
+    p->hash = l->hash;
+}
+
+int
+luks1_active_slots(const struct luks1 *l)
+{
+    int i, n = 0;
+
+    for (i = 0; i < LUKS1_NUM_SLOTS; i++) {
+        n += l->hdr.slots[i].active == LUKS1_SLOT_ACTIVE;
+    }
+    return n;
+}
+
 int
 luks1_load(const struct luks1_io *io, struct luks1 **out,
            struct vimg_error **errp)

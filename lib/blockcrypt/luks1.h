@@ -101,6 +101,16 @@ int luks1_create(const struct luks1_io *io,
                  size_t pwlen, struct luks1 **out, struct vimg_error **errp);
 
 /**
+ * luks1_params_from - creation parameters describing @l's algorithms
+ * (cipher, mode, IV generator and its hash, hash); iteration settings are
+ * the defaults.  For making a new header like an existing one.
+ */
+void luks1_params_from(const struct luks1 *l, struct luks1_create_params *p);
+
+/** luks1_active_slots - the number of active key slots of @l. */
+int luks1_active_slots(const struct luks1 *l);
+
+/**
  * luks1_geometry - payload offset in bytes for @p without creating anything
  * (for measure and for preparing the area before luks1_create).
  */

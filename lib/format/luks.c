@@ -38,6 +38,7 @@
 #include "bytes.h"
 #include "crypto/crypto.h"
 #include "internal.h"
+#include "reencrypt.h"
 #include "safemem.h"
 #include "secret/secret.h"
 
@@ -52,6 +53,8 @@ struct luks_state {
     uint8_t *bounce;            /* LUKS_CHUNK bytes, allocated on demand */
     int hdr_fd;                 /* detached header file, or -1 */
     char *hdr_name;             /* its name (NULL if not detached) */
+    struct reenc *reenc;        /* unfinished re-encryption (LUKS1), or NULL */
+    bool stale;                 /* re-encrypted by this handle: reopen */
 };
 
 /* ---- header I/O callbacks: header offsets are file offsets ------------- */
@@ -125,6 +128,7 @@ luks_close(struct vimg_image *img)
     if (s) {
         luks1_free(s->luks);
         luks2_free(s->luks2);
+        reenc_free(s->reenc);
         free(s->bounce);
         if (s->hdr_fd >= 0) {
             close(s->hdr_fd);
@@ -293,8 +297,32 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         io.opaque = &s->hdr_fd;
         io.detached = true;
     }
-    r = luks_load(&io, s, errp);
+    /* An unfinished `vimg reencrypt`: reads follow its journal. */
+    if (!no_io) {
+        r = reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
+        if (r < 0) {
+            goto fail;
+        }
+    }
+    if (reenc_finishing(s->reenc)) {
+        /* The image's header may be half replaced: use the journal's. */
+        struct luks_io jio;
+        struct luks1_io j1;
+
+        reenc_header_io(s->reenc, &j1);
+        jio.opaque = j1.opaque;
+        jio.read = j1.read;
+        jio.write = NULL;
+        r = luks_load(&jio, s, errp);
+    } else {
+        r = luks_load(&io, s, errp);
+    }
     if (r < 0) {
+        goto fail;
+    }
+    if (s->reenc && s->version != 1) {
+        r = vimg_error_set(errp, -EINVAL, "Re-encryption journal of '%s' "
+                           "does not belong to a LUKS1 image", img->filename);
         goto fail;
     }
     /* qemu unlocks (and sets up the cipher) before it sizes the payload. */
@@ -355,6 +383,29 @@ crypt_error(struct vimg_error **errp, int r, const char *what, uint64_t off)
                           ": %s", what, off, strerror(-r));
 }
 
+/* The handle re-encrypted its image: its key is the old one. */
+static int
+luks_stale_error(struct vimg_image *img, struct vimg_error **errp)
+{
+    return vimg_error_set(errp, -ESTALE, "'%s' was re-encrypted; reopen it",
+                          img->filename);
+}
+
+/* Refuse changes while re-encryption is unfinished or done by this handle. */
+static int
+luks_check_writable(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct luks_state *s = img->priv;
+
+    if (s->stale) {
+        return luks_stale_error(img, errp);
+    }
+    if (s->reenc) {
+        return reenc_busy_error(img->filename, errp);
+    }
+    return 0;
+}
+
 static int
 luks_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
            struct vimg_error **errp)
@@ -372,7 +423,12 @@ luks_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
                                   "Read failed at offset %" PRIu64 ": %s",
                                   off, strerror(-r));
         }
-        r = luks_crypt(s, false, off, p, n);
+        if (s->stale) {
+            return luks_stale_error(img, errp);
+        }
+        r = s->reenc ? reenc_decrypt(s->reenc, s->luks, s->payload,
+                                     s->payload + off, p, n)
+                     : luks_crypt(s, false, off, p, n);
         if (r < 0) {
             return crypt_error(errp, r, "decrypt", off);
         }
@@ -406,6 +462,10 @@ encrypt_write(struct vimg_image *img, const uint8_t *src, uint64_t len,
     struct luks_state *s = img->priv;
     int r;
 
+    r = luks_check_writable(img, errp);
+    if (r < 0) {
+        return r;
+    }
     r = get_bounce(s, errp);
     if (r < 0) {
         return r;
@@ -486,6 +546,10 @@ luks_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     uint64_t total;
     int r;
 
+    r = luks_check_writable(img, errp);
+    if (r < 0) {
+        return r;
+    }
     /* A LUKS2 segment with a fixed size does not follow the file. */
     if (s->version == 2 && luks2_payload_size(s->luks2, 0) != 0) {
         return vimg_error_set(errp, -ENOTSUP, "Cannot resize a LUKS2 volume "
@@ -1248,6 +1312,9 @@ luks_amend(struct vimg_image *img, struct vimg_opts *opts,
 
     r = luks1_amend_check_opts(opts, "", vimg_format_luks.create_opts, NULL,
                                errp);
+    if (r == 0) {
+        r = luks_check_writable(img, errp);
+    }
     if (r < 0) {
         return r;
     }
@@ -1255,6 +1322,89 @@ luks_amend(struct vimg_image *img, struct vimg_opts *opts,
         return luks2_amend(img, opts, secrets, force, errp);
     }
     return luks1_amend(s->luks, opts, "", secrets, force, &sync, errp);
+}
+
+/* ---- reencrypt: master-key rotation (reencrypt.c) ------------------------- */
+
+/*
+ * Rotate the master key of a LUKS1 volume in place.  The new header keeps
+ * the algorithms unless -o names others (they must fit in the same header
+ * area) and has one key slot (slot 0) with the passphrase the image was
+ * opened with; other active slots are dropped, so they need @force.
+ * Resuming an unfinished run ignores the options: the journal has the
+ * header.
+ */
+static int
+luks_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
+               struct vimg_secrets *secrets, bool force,
+               vimg_progress_fn progress, void *opaque,
+               struct vimg_error **errp)
+{
+    struct luks_state *s = img->priv;
+    struct luks1_create_params p;
+    struct reenc_target t;
+    struct reenc_extent ext;
+    const char *key_id, *bad_alg = NULL;
+    char *pw = NULL;
+    size_t pwlen = 0;
+    int r;
+
+    if (s->stale) {
+        return luks_stale_error(img, errp);
+    }
+    if (s->version != 1) {
+        return vimg_error_set(errp, -ENOTSUP, "Re-encrypting LUKS2 volumes "
+                              "is not supported (cryptsetup reencrypt can)");
+    }
+    if (s->hdr_fd >= 0) {
+        /* The journal and the final header copy assume the header sits at
+         * the start of the image file. */
+        return vimg_error_set(errp, -ENOTSUP, "Re-encrypting a volume with a "
+                              "detached header is not supported");
+    }
+    key_id = vimg_opts_take(opts, "key-secret");
+    luks1_params_from(s->luks, &p);
+    r = take_cipher_opts(opts, &p, &bad_alg, errp);
+    if (r == 0) {
+        r = take_iter_opts(opts, &p, errp);
+    }
+    if (r == 0) {
+        r = vimg_opts_check_unused(opts, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    if (bad_alg) {
+        return vimg_error_set(errp, -ENOTSUP, "Algorithm '%s' not supported",
+                              bad_alg);
+    }
+    if (!key_id) {
+        return vimg_error_set(errp, -EINVAL, "Parameter 'key-secret' is "
+                              "required for cipher");
+    }
+    r = reenc_check_slots(s->reenc, img->filename, s->luks, force, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = get_password(secrets, key_id, &pw, &pwlen, errp);
+    if (r < 0) {
+        return r;
+    }
+    t.fd = img->fd;
+    t.filename = img->filename;
+    t.hdr_off = 0;
+    t.hdr_len = s->payload;
+    t.iv_base = s->payload;
+    t.old = s->luks;
+    ext.off = s->payload;
+    ext.len = img->size;
+    r = reenc_run(&t, &s->reenc, &ext, img->size ? 1 : 0, &p, pw, pwlen,
+                  progress, opaque, errp);
+    safe_free(pw);
+    if (r == 0) {
+        s->stale = true;
+    }
+    return r;
 }
 
 /* qemu-img create -f luks -o help FILE, in creation-description order
@@ -1321,4 +1471,5 @@ const struct vimg_format_ops vimg_format_luks = {
     .info = luks_info,
     .measure = luks_measure,
     .amend = luks_amend,
+    .reencrypt = luks_reencrypt,
 };

@@ -92,6 +92,10 @@ qcow2_amend(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL,
                               "Missing CRYPTO header for crypt method 2");
     }
+    r = qcow2_crypt_writable(img, errp);
+    if (r < 0) {
+        return r;
+    }
     return luks1_amend(s->luks, opts, QCOW2_AMEND_PREFIX, secrets, force,
                        &sync, errp);
 }

@@ -30,6 +30,7 @@
 #include "crypto/crypto.h"
 #include "internal.h"
 #include "qcow2.h"
+#include "reencrypt.h"
 #include "safemem.h"
 #include "secret/secret.h"
 
@@ -169,7 +170,16 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
             return r;
         }
     }
-    r = luks1_load(&io, &s->luks, errp);
+    /* An unfinished `vimg reencrypt`: data reads follow its journal, and
+     * once it is finishing the header region may be half replaced, so the
+     * journal's copy of the new header is used. */
+    r = no_io ? 0 : reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
+    if (r == 0 && reenc_finishing(s->reenc)) {
+        reenc_header_io(s->reenc, &io);
+    }
+    if (r == 0) {
+        r = luks1_load(&io, &s->luks, errp);
+    }
     if (r == 0 && !no_io) {
         r = luks1_unlock(s->luks, pw, pwlen, errp);
         r = r < 0 ? r : 0;
@@ -178,6 +188,8 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         luks1_free(s->luks);
         s->luks = NULL;
+        reenc_free(s->reenc);
+        s->reenc = NULL;
     }
     return r;
 }
@@ -187,6 +199,8 @@ qcow2_crypt_close(struct qcow2_state *s)
 {
     luks1_free(s->luks);
     s->luks = NULL;
+    reenc_free(s->reenc);
+    s->reenc = NULL;
     qcowaes_free(s->aes);
     s->aes = NULL;
 }
@@ -231,8 +245,20 @@ crypt_data(struct qcow2_state *s, bool enc, uint64_t host_off, void *buf,
                               "Unaligned encrypted I/O at host offset %#"
                               PRIx64, host_off);
     }
-    r = enc ? luks1_encrypt(s->luks, host_off / 512, buf, len)
-            : luks1_decrypt(s->luks, host_off / 512, buf, len);
+    if (s->stale) {
+        return vimg_error_set(errp, -ESTALE, "The image was re-encrypted; "
+                              "reopen it");
+    }
+    if (enc && s->reenc) {
+        return vimg_error_set(errp, -EBUSY, "Re-encryption is unfinished; "
+                              "run 'vimg reencrypt' to complete it");
+    }
+    if (s->reenc) {
+        r = reenc_decrypt(s->reenc, s->luks, 0, host_off, buf, len);
+    } else {
+        r = enc ? luks1_encrypt(s->luks, host_off / 512, buf, len)
+                : luks1_decrypt(s->luks, host_off / 512, buf, len);
+    }
     if (r < 0) {
         return vimg_error_set(errp, r, "Could not %s data at host offset %#"
                               PRIx64 ": %s", enc ? "encrypt" : "decrypt",

@@ -1697,4 +1697,5 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .snapshot_apply = qcow2_snapshot_apply,
     .snapshot_load = qcow2_snapshot_load,
     .amend = qcow2_amend,
+    .reencrypt = qcow2_reencrypt,
 };

@@ -168,6 +168,9 @@ struct qcow2_state {
     struct qcowaes *aes;        /* legacy AES (crypt_method 1), or NULL */
     uint64_t cbyte_next;        /* next free byte for compressed data in a
                                    partly used cluster, 0 = none */
+    /* Re-encryption (qcow2-reencrypt.c, reencrypt.c). */
+    struct reenc *reenc;        /* unfinished vimg reencrypt, or NULL */
+    bool stale;                 /* re-encrypted by this handle: reopen */
 };
 
 /* ---- small helpers ---- */
@@ -472,6 +475,20 @@ int qcow2_aes_crypt(struct qcow2_state *s, bool enc, uint64_t guest,
                     void *buf, size_t len, struct vimg_error **errp);
 
 /* ---- qcow2-amend.c ---- */
+
+/**
+ * qcow2_reencrypt - the reencrypt callback (qcow2-reencrypt.c): new LUKS
+ * master key for every data cluster of the image and its snapshots.
+ */
+int qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
+                    struct vimg_secrets *secrets, bool force,
+                    vimg_progress_fn progress, void *opaque,
+                    struct vimg_error **errp);
+/**
+ * qcow2_crypt_writable - 0, or the error for changing data of an image
+ * whose re-encryption is unfinished (or that this handle re-encrypted).
+ */
+int qcow2_crypt_writable(struct vimg_image *img, struct vimg_error **errp);
 
 /** qcow2_amend - the amend callback: the encrypt.* (LUKS key slot) options. */
 int qcow2_amend(struct vimg_image *img, struct vimg_opts *opts,

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vimg reencrypt for qcow2 with LUKS (crypt_method 2): a new master key
+ * for every data cluster, in place (docs/reencrypt.md).
+ *
+ * LUKS inside qcow2 uses the HOST offset as IV sector, so the work is a
+ * list of host extents: every data cluster referenced by the active L1
+ * table or by a snapshot's, sorted and merged (a cluster shared by several
+ * tables is rewritten once).  Metadata never moves: the generic journal
+ * code (reencrypt.c) rewrites those extents chunk by chunk and finally
+ * copies the new LUKS header over the crypto header region.  Compressed
+ * clusters cannot occur with encryption and are refused.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "qcow2.h"
+#include "reencrypt.h"
+#include "safemem.h"
+#include "secret/secret.h"
+
+struct offsets {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int
+push(struct offsets *o, uint64_t off)
+{
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1024;
+        uint64_t *v = realloc(o->v, cap * sizeof(*v));
+
+        if (!v) {
+            return -ENOMEM;
+        }
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n++] = off;
+    return 0;
+}
+
+/* Add the data clusters of the L2 tables listed in @l1 (@n entries). */
+static int
+collect_l1(struct vimg_image *img, const uint64_t *l1, uint32_t n,
+           uint64_t file_end, uint8_t *l2, struct offsets *o,
+           struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t entries = (uint64_t)s->cluster_size / s->l2_entry_size;
+    uint32_t i;
+    uint64_t k;
+    int r;
+
+    for (i = 0; i < n; i++) {
+        uint64_t l2off = l1[i] & QCOW2_OFFSET_MASK;
+
+        if (!l2off) {
+            continue;
+        }
+        if (l2off % s->cluster_size || l2off >= file_end) {
+            return vimg_error_set(errp, -EINVAL, "Invalid L2 table offset %#"
+                                  PRIx64 "; run 'vimg check -r all'", l2off);
+        }
+        r = full_pread(img->fd, l2, s->cluster_size, l2off);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not read L2 table: %s",
+                                  strerror(-r));
+        }
+        for (k = 0; k < entries; k++) {
+            uint64_t e = ld_be64(l2 + k * s->l2_entry_size);
+            uint64_t d = e & QCOW2_OFFSET_MASK;
+
+            if (e & QCOW2_OFLAG_COMPRESSED) {
+                return vimg_error_set(errp, -ENOTSUP, "Compressed clusters "
+                                      "cannot be re-encrypted");
+            }
+            if (!d) {
+                continue;
+            }
+            if (d % s->cluster_size || d >= file_end) {
+                return vimg_error_set(errp, -EINVAL, "Invalid data cluster "
+                                      "offset %#" PRIx64 "; run 'vimg check "
+                                      "-r all'", d);
+            }
+            if (push(o, d) < 0) {
+                return vimg_error_set(errp, -ENOMEM, "Out of memory");
+            }
+        }
+    }
+    return 0;
+}
+
+/* A snapshot's L1 table from disk (entries in host order). */
+static int
+read_l1(struct vimg_image *img, uint64_t off, uint32_t n, uint64_t **out,
+        struct vimg_error **errp)
+{
+    uint64_t *l1 = calloc(n ? n : 1, sizeof(*l1));
+    uint32_t i;
+    int r;
+
+    if (!l1) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = full_pread(img->fd, l1, (size_t)n * 8, off);
+    if (r < 0) {
+        free(l1);
+        return vimg_error_set(errp, r, "Could not read snapshot L1 table: %s",
+                              strerror(-r));
+    }
+    for (i = 0; i < n; i++) {
+        l1[i] = ld_be64(&l1[i]);
+    }
+    *out = l1;
+    return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The host extents holding encrypted data, sorted and merged; *out is
+ * malloc'd (possibly with *n 0).
+ */
+static int
+data_extents(struct vimg_image *img, struct reenc_extent **out, size_t *n,
+             struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct qcow2_snap_table snaps = {0};
+    struct offsets o = {0};
+    struct reenc_extent *ext = NULL;
+    uint8_t *l2 = malloc(s->cluster_size);
+    int64_t end = file_size(img->fd);
+    size_t i, m = 0;
+    uint32_t k;
+    int r;
+
+    if (!l2) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    if (end < 0) {
+        free(l2);
+        return vimg_error_set(errp, (int)end, "Could not get the file size");
+    }
+    r = collect_l1(img, s->l1, s->l1_size, (uint64_t)end, l2, &o, errp);
+    if (r == 0 && s->hdr.nb_snapshots) {
+        r = qcow2_snapshot_read_table(img, &snaps, errp);
+        for (k = 0; r == 0 && k < snaps.n; k++) {
+            uint64_t *l1 = NULL;
+
+            r = read_l1(img, snaps.v[k].l1_offset, snaps.v[k].l1_size, &l1,
+                        errp);
+            if (r == 0) {
+                r = collect_l1(img, l1, snaps.v[k].l1_size, (uint64_t)end,
+                               l2, &o, errp);
+            }
+            free(l1);
+        }
+        qcow2_snapshot_table_free(&snaps);
+    }
+    free(l2);
+    if (r < 0) {
+        free(o.v);
+        return r;
+    }
+    qsort(o.v, o.n, sizeof(*o.v), cmp_u64);
+    ext = calloc(o.n ? o.n : 1, sizeof(*ext));
+    if (!ext) {
+        free(o.v);
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = 0; i < o.n; i++) {
+        uint64_t off = o.v[i];
+        uint64_t len = MIN((uint64_t)s->cluster_size, (uint64_t)end - off);
+
+        if (m && ext[m - 1].off + ext[m - 1].len > off) {
+            continue;                   /* shared cluster, already listed */
+        }
+        len = ROUND_UP(len, 512);
+        if (m && ext[m - 1].off + ext[m - 1].len == off) {
+            ext[m - 1].len += len;
+        } else {
+            ext[m].off = off;
+            ext[m].len = len;
+            m++;
+        }
+    }
+    free(o.v);
+    *out = ext;
+    *n = m;
+    return 0;
+}
+
+/* The new header's settings: the old ones unless -o encrypt.X names others. */
+static int
+take_params(struct vimg_opts *opts, struct luks1_create_params *p,
+            struct vimg_error **errp)
+{
+    static const struct {
+        const char *key;
+        int (*parse)(const char *);
+    } algs[] = {
+        { "encrypt.cipher-alg", crypto_cipher_alg_parse },
+        { "encrypt.cipher-mode", crypto_cipher_mode_parse },
+        { "encrypt.ivgen-alg", crypto_ivgen_alg_parse },
+        { "encrypt.ivgen-hash-alg", crypto_hash_alg_parse },
+        { "encrypt.hash-alg", crypto_hash_alg_parse },
+    };
+    uint64_t count = 0;
+    size_t i;
+    int r;
+
+    for (i = 0; i < ARRAY_SIZE(algs); i++) {
+        const char *v = vimg_opts_take(opts, algs[i].key);
+        int a;
+
+        if (!v) {
+            continue;
+        }
+        a = algs[i].parse(v);
+        if (a < 0) {
+            return vimg_error_set(errp, -EINVAL, "Parameter '%s' does not "
+                                  "accept value '%s'",
+                                  algs[i].key + strlen("encrypt."), v);
+        }
+        switch (i) {
+        case 0: p->cipher = (enum crypto_cipher_alg)a; break;
+        case 1: p->mode = (enum crypto_cipher_mode)a; break;
+        case 2: p->ivgen = (enum crypto_ivgen_alg)a; break;
+        case 3:
+            p->ivgen_hash = (enum crypto_hash_alg)a;
+            p->ivgen_hash_set = true;
+            break;
+        default: p->hash = (enum crypto_hash_alg)a; break;
+        }
+    }
+    r = opts_take_i64(opts, "encrypt.iter-time", &p->iter_time_ms, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (vimg_opts_get(opts, "encrypt.iter-count")) {
+        r = opts_take_u64(opts, "encrypt.iter-count", &count, errp);
+        if (r < 0) {
+            return r;
+        }
+        if (count == 0 || count > UINT32_MAX) {
+            return vimg_error_set(errp, -EINVAL, "Parameter "
+                                  "'encrypt.iter-count' expects a number "
+                                  "between 1 and 4294967295");
+        }
+        p->iterations = (uint32_t)count;
+    }
+    return vimg_opts_check_unused(opts, errp);
+}
+
+int
+qcow2_crypt_writable(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+
+    if (s->stale) {
+        return vimg_error_set(errp, -ESTALE, "'%s' was re-encrypted; reopen "
+                              "it", img->filename);
+    }
+    if (s->reenc) {
+        return reenc_busy_error(img->filename, errp);
+    }
+    return 0;
+}
+
+int
+qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
+                struct vimg_secrets *secrets, bool force,
+                vimg_progress_fn progress, void *opaque,
+                struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct luks1_create_params p;
+    struct reenc_extent *ext = NULL;
+    struct reenc_target t;
+    const char *key_id;
+    char *pw = NULL;
+    size_t pwlen = 0, n = 0;
+    int r;
+
+    if (s->stale) {
+        return qcow2_crypt_writable(img, errp);
+    }
+    switch (s->hdr.crypt_method) {
+    case QCOW2_CRYPT_LUKS:
+        break;
+    case QCOW2_CRYPT_AES:
+        return vimg_error_set(errp, -ENOTSUP, "Re-encrypting legacy AES "
+                              "images in place is not supported; use 'vimg "
+                              "convert -O qcow2 -o encrypt.format=luks,...'");
+    default:
+        return vimg_error_set(errp, -ENOTSUP, "Encrypting an unencrypted "
+                              "image in place is not supported; use 'vimg "
+                              "convert -O qcow2 -o encrypt.format=luks,...'");
+    }
+    if (!s->luks || !luks1_unlocked(s->luks)) {
+        return vimg_error_set(errp, -EACCES, "The image is not unlocked");
+    }
+    if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
+        return vimg_error_set(errp, -ENOTSUP, "Images with an external data "
+                              "file cannot be re-encrypted");
+    }
+    key_id = vimg_opts_take(opts, "encrypt.key-secret");
+    luks1_params_from(s->luks, &p);
+    r = take_params(opts, &p, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (!key_id) {
+        return vimg_error_set(errp, -EINVAL, "Parameter 'encrypt.key-secret' "
+                              "is required for cipher");
+    }
+    r = reenc_check_slots(s->reenc, img->filename, s->luks, force, errp);
+    if (r < 0) {
+        return r;
+    }
+    /* Everything the tables say must be on disk before they are walked. */
+    r = qcow2_metadata_flush(img, errp);
+    if (r == 0) {
+        r = data_extents(img, &ext, &n, errp);
+    }
+    if (r == 0) {
+        r = secrets ? secret_get_password(secrets, key_id, &pw, &pwlen, errp)
+                    : vimg_error_set(errp, -ENOENT, "No secret with id '%s'",
+                                     key_id);
+    }
+    if (r < 0) {
+        free(ext);
+        return r;
+    }
+    t.fd = img->fd;
+    t.filename = img->filename;
+    t.hdr_off = s->crypto_offset;
+    t.hdr_len = s->crypto_length;
+    t.iv_base = 0;
+    t.old = s->luks;
+    r = reenc_run(&t, &s->reenc, ext, n, &p, pw, pwlen, progress, opaque,
+                  errp);
+    safe_free(pw);
+    free(ext);
+    if (r == 0) {
+        s->stale = true;
+    }
+    return r;
+}

@@ -1,0 +1,234 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# vimg reencrypt (docs/reencrypt.md): in-place master-key rotation of raw
+# LUKS1 volumes and of qcow2 images with LUKS, checked with the real tools:
+# - raw LUKS made by vimg, qemu-img and cryptsetup (2 MiB payload offset):
+#   qemu-img compare against the guest data before and after, cryptsetup
+#   isLuks/luksDump (MK digest and dumped master key change, UUID stays),
+#   the payload ciphertext changes everywhere;
+# - a new cipher (serpent) with the same key size; a larger key that does
+#   not fit the header area is refused and the image is untouched;
+# - qcow2+LUKS made by qemu-img with a snapshot: active layer and snapshot
+#   identical through qemu-img, qemu-img check clean, digest changed;
+# - refusals leave the image untouched (sha256): wrong passphrase, several
+#   key slots without --force (with --force the other passphrase is gone),
+#   LUKS2, raw, plain and AES qcow2, qcow v1, bad options;
+# - while a run is unfinished vimg reads the image correctly, refuses
+#   writes and amend; -p shows progress; --help.
+
+. "${SRCDIR:-$(dirname "$0")}/functions.sh"
+
+requires_vimg
+[ "$VIMG_IS_QEMU" = 0 ] || skip "reencrypt is a vimg command"
+requires qemu-img
+requires qemu-io
+requires cryptsetup
+
+printf 'other-passphrase' >pw2
+OBJS=(--object "$SECRET" --object "secret,id=s2,file=$TEST_TMP/pw2")
+lopts() { echo "driver=luks,key-secret=${2:-s0},file.filename=$1"; }
+qopts() { echo "driver=qcow2,encrypt.key-secret=${2:-s0},file.filename=$1"; }
+
+# same_data RAW OPTS: qemu-img compare says the guest data equals RAW.
+same_data()
+{
+    run_cmd qemu-img compare "${OBJS[@]}" --image-opts \
+        "driver=raw,file.filename=$1" "$2"
+    [ "$LAST_RC" = 0 ] || { _show_last qemu-img compare "$1" "$2"; fail "$3"; }
+}
+
+mk_dump()
+{
+    cryptsetup luksDump --dump-master-key --batch-mode --key-file "$PWFILE" \
+        "$1" | sed -n '/MK dump/,/^[^ \t]/p' | tr -d ' \t\n'
+}
+
+luks_field()
+{
+    cryptsetup luksDump "$1" | sed -n "s/^$2:[ \t]*//p" | head -1
+}
+
+# payload_differs A B OFFSET: no 512-byte sector after OFFSET is equal.
+payload_differs()
+{
+    python3 - "$1" "$2" "$3" <<'EOF' || fail "ciphertext unchanged somewhere"
+import sys
+a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
+off = int(sys.argv[3])
+same = [o for o in range(off, len(a), 512) if a[o:o+512] == b[o:o+512]]
+sys.exit(1 if same or len(a) != len(b) else 0)
+EOF
+}
+
+random_file data.raw 8
+
+# ---- raw LUKS made by three tools ----------------------------------------------
+vimg_create_luks v.luks 8M
+qemu_create_luks q.luks 8M
+truncate -s $((8 * 1048576 + 2 * 1048576)) c.luks   # payload at 2 MiB
+expect_ok cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 \
+    --key-file "$PWFILE" c.luks
+for img in v.luks q.luks c.luks; do
+    expect_ok qemu-img convert -n "${OBJS[@]}" -f raw data.raw \
+        --target-image-opts "$(lopts $img)"
+    cp $img $img.orig
+    old_mk=$(mk_dump $img)
+    old_digest=$(luks_field $img "MK digest")
+    uuid=$(cryptsetup luksUUID $img)
+    payload=$(( $(luks_field $img "Payload offset") * 512 ))
+    expect_ok "$VIMG" reencrypt -p "${OBJS[@]}" -o key-secret=s0,iter-count=1000 $img
+    grep_last "(100.00/100%)"
+    [ ! -e $img.reenc ] || fail "$img: journal left behind"
+    same_data data.raw "$(lopts $img)" "$img: data changed by reencrypt"
+    cryptsetup isLuks $img || fail "$img: cryptsetup isLuks fails"
+    new_mk=$(mk_dump $img)
+    [ -n "$new_mk" ] && [ "$new_mk" != "$old_mk" ] ||
+        fail "$img: master key unchanged"
+    [ "$(luks_field $img "MK digest")" != "$old_digest" ] ||
+        fail "$img: MK digest unchanged"
+    assert_eq "$(cryptsetup luksUUID $img)" "$uuid" "$img: UUID kept"
+    assert_eq "$(( $(luks_field $img "Payload offset") * 512 ))" "$payload" \
+        "$img: payload offset kept"
+    payload_differs $img.orig $img "$payload"
+    cryptsetup luksOpen --test-passphrase --key-file "$PWFILE" $img ||
+        fail "$img: cryptsetup rejects the passphrase after reencrypt"
+done
+echo "ok raw LUKS from vimg, qemu-img and cryptsetup re-keyed; qemu-img reads the same data"
+
+# A second rotation of an already rotated image, and vimg's own reading.
+expect_ok "$VIMG" reencrypt -q "${OBJS[@]}" -o key-secret=s0,iter-count=1000 v.luks
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
+    "$(lopts v.luks)"
+echo "ok rotating twice"
+
+# ---- new algorithms ---------------------------------------------------------------
+cp v.luks s.luks
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000,cipher-alg=serpent-256,hash-alg=sha512 s.luks
+assert_eq "$(luks_field s.luks "Cipher name")" serpent "serpent header"
+assert_eq "$(luks_field s.luks "Hash spec")" sha512 "sha512 header"
+same_data data.raw "$(lopts s.luks)" "serpent: data changed"
+echo "ok re-encrypting aes-256-xts to serpent-256-xts/sha512"
+
+vimg_create_luks small.luks 4M cipher-alg=aes-128
+sum=$(sha256sum <small.luks)
+expect_error 1 "use 'vimg convert' instead" "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,cipher-alg=aes-256 small.luks
+assert_eq "$(sha256sum <small.luks)" "$sum" "too large header: image touched"
+[ ! -e small.luks.reenc ] || fail "journal left after refusal"
+echo "ok a header that does not fit is refused, image untouched"
+
+# ---- qcow2 + LUKS with a snapshot ---------------------------------------------------
+qemu_retry qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 q.qcow2 16M ||
+    fail "qemu-img create qcow2"
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(qopts q.qcow2)" \
+    -c "write -P 0x11 0 3M" -c "write -P 0x22 9M 1M"
+expect_ok qemu-img snapshot "${OBJS[@]}" -c snap1 --image-opts "$(qopts q.qcow2)"
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(qopts q.qcow2)" \
+    -c "write -P 0x33 1M 1M" -c "write -P 0x44 13M 2M"
+expect_ok qemu-img convert "${OBJS[@]}" --image-opts "$(qopts q.qcow2)" -O raw q-active.raw
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(qopts q.qcow2)" -O raw q-snap.raw
+cmp -s q-active.raw q-snap.raw && fail "snapshot and active layer should differ"
+cp q.qcow2 q.qcow2.orig
+qdigest() { python3 -c "
+import sys; d = open(sys.argv[1], 'rb').read(); i = d.find(b'LUKS\xba\xbe')
+print(d[i + 112:i + 132].hex())" "$1"; }
+old_digest=$(qdigest q.qcow2)
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 q.qcow2
+[ "$(qdigest q.qcow2)" != "$old_digest" ] || fail "qcow2: MK digest unchanged"
+same_data q-active.raw "$(qopts q.qcow2)" "qcow2: active layer changed"
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(qopts q.qcow2)" -O raw q-snap2.raw
+assert_same_file q-snap.raw q-snap2.raw "qcow2: snapshot data changed"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(qopts q.qcow2)"
+grep_last "No errors were found on the image."
+expect_ok "$VIMG" check q.qcow2
+echo "ok qcow2+LUKS with a snapshot re-keyed; qemu-img reads both, check clean"
+
+# ---- refusals leave the image untouched ---------------------------------------------
+refuse()
+{
+    local file=$1 text=$2 sum
+    shift 2
+    sum=$(sha256sum <"$file")
+    expect_error 1 "$text" "$VIMG" reencrypt "$@" "$file"
+    assert_eq "$(sha256sum <"$file")" "$sum" "refusal touched $file: $text"
+    [ ! -e "$file.reenc" ] || fail "journal left after: $text"
+}
+refuse q.luks "Invalid password" "${OBJS[@]}" -o key-secret=s2
+refuse q.luks "key-secret" "${OBJS[@]}"
+refuse q.luks "No secret with id 'nope'" "${OBJS[@]}" -o key-secret=nope
+refuse q.luks "Parameter 'cipher-alg' does not accept value 'rot13'" \
+    "${OBJS[@]}" -o key-secret=s0,cipher-alg=rot13
+refuse q.luks "Parameter 'bogus' is unexpected" "${OBJS[@]}" -o key-secret=s0,bogus=1
+
+cp q.luks two.luks
+expect_ok "$VIMG" amend "${OBJS[@]}" -o state=active,new-secret=s2,iter-count=1000 \
+    --image-opts "$(lopts two.luks)"
+refuse two.luks "has 2 active key slots" "${OBJS[@]}" -o key-secret=s0
+expect_ok "$VIMG" reencrypt --force "${OBJS[@]}" -o key-secret=s0,iter-count=1000 two.luks
+same_data data.raw "$(lopts two.luks)" "--force: data changed"
+run_cmd qemu-img compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
+    "$(lopts two.luks s2)"
+grep -q "Invalid password" "$LAST_ERR" || fail "dropped slot still opens"
+echo "ok several key slots need --force; the dropped passphrase no longer opens"
+
+expect_ok "$VIMG" create -q -f luks "${OBJS[@]}" \
+    -o key-secret=s0,encrypt.format=luks2,kdf=pbkdf2,iter-count=1000 l2.luks 4M
+refuse l2.luks "LUKS2 volumes is not supported" "${OBJS[@]}" -o key-secret=s0
+head -c 1M /dev/zero >plain.raw
+refuse plain.raw "does not support re-encryption" -f raw
+expect_ok qemu-img create -q -f qcow2 plain.qcow2 4M
+refuse plain.qcow2 "Encrypting an unencrypted image in place is not supported"
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 aes.qcow2 4M
+refuse aes.qcow2 "legacy AES images in place is not supported" "${OBJS[@]}" \
+    -o encrypt.key-secret=s0
+expect_ok qemu-img create -q -f qcow plain.qcow 4M
+refuse plain.qcow "does not support re-encryption" -f qcow
+expect_error 1 "Expecting one image file name" "$VIMG" reencrypt
+echo "ok refusals: wrong key, options, LUKS2, raw, plain/AES qcow2, qcow"
+
+# ---- an unfinished run: reads work, writes are refused ------------------------------
+cp q.luks.orig u.luks
+{ VIMG_FAILPOINT=write:6:crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000 u.luks; } 2>/dev/null
+assert_eq "$LAST_RC" 137 "failpoint crash"
+[ -e u.luks.reenc ] || fail "no journal after an interrupted run"
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
+    "$(lopts u.luks)"
+run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts u.luks)" -c "write -P 1 0 512"
+grep_last "write failed: Device or resource busy"
+expect_error 1 "Device or resource busy" "$VIMG" convert -n "${OBJS[@]}" \
+    -f raw data.raw --target-image-opts "$(lopts u.luks)"
+expect_error 1 "is unfinished" "$VIMG" amend "${OBJS[@]}" \
+    -o state=active,new-secret=s2,iter-count=1000 --image-opts "$(lopts u.luks)"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 u.luks
+[ ! -e u.luks.reenc ] || fail "journal left after resume"
+same_data data.raw "$(lopts u.luks)" "resumed image differs"
+echo "ok unfinished run: vimg reads correctly, refuses writes and amend; resume completes"
+
+# Killed while the new header replaces the old one, and the old header torn:
+# vimg reads through the journal's header and the resume rewrites it.
+cp q.luks.orig t.luks
+VIMG_FAILPOINT_COUNT=$TEST_TMP/count.txt expect_ok "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000 t.luks
+total=$(awk '$1 == "any" { print $2 }' count.txt)
+cp q.luks.orig t.luks
+{ VIMG_FAILPOINT=any:$((total - 1)):crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
+    -o key-secret=s0,iter-count=1000 t.luks; } 2>/dev/null
+assert_eq "$LAST_RC" 137 "crash before the header copy"
+dd if=/dev/urandom of=t.luks bs=1 count=300 seek=100 conv=notrunc 2>/dev/null
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
+    "$(lopts t.luks)"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 t.luks
+same_data data.raw "$(lopts t.luks)" "torn header: resumed image differs"
+echo "ok a torn header during the final copy: vimg reads via the journal, resume repairs it"
+
+expect_ok "$VIMG" reencrypt --help
+grep_last "usage: vimg reencrypt"
+echo "ok --help"
