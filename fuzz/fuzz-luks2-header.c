@@ -45,6 +45,7 @@
 #include "crypto/crypto.h"
 #include "blockcrypt/luks2.h"
 #include "fuzz.h"
+#include "fuzz-bufio.h"
 
 #define MAX_INPUT (4u << 20)
 #define MAX_SECTORS 8
@@ -53,40 +54,6 @@
 #define REPLAY_MAX_ARGON2_KIB (64 * 1024)
 
 static int verbose = -1;
-
-struct buf_io {
-    uint8_t *data;
-    size_t size;
-    bool writable;
-};
-
-static int
-buf_read(void *opaque, uint64_t off, void *buf, size_t len,
-         struct vimg_error **errp)
-{
-    struct buf_io *b = opaque;
-
-    if (off > b->size || len > b->size - off) {
-        return vimg_error_set(errp, -EIO, "Read beyond the end of the input");
-    }
-    memcpy(buf, b->data + off, len);
-    return 0;
-}
-
-static int
-buf_write(void *opaque, uint64_t off, const void *buf, size_t len,
-          struct vimg_error **errp)
-{
-    struct buf_io *b = opaque;
-
-    /* Loading and unlocking must never write. */
-    FUZZ_CHECK(b->writable);
-    if (off > b->size || len > b->size - off) {
-        return vimg_error_set(errp, -EIO, "Write beyond the end of the input");
-    }
-    memcpy(b->data + off, buf, len);
-    return 0;
-}
 
 /* Recompute the checksum of the header copy at @off if it looks sane. */
 static void
@@ -114,7 +81,8 @@ fix_checksum(uint8_t *d, size_t size, uint64_t off)
     }
     memset(d + off + 448, 0, 64);
     FUZZ_CHECK(crypto_hash2((enum crypto_hash_alg)h, d + off,
-                            LUKS2_BIN_HEADER_SIZE, d + off + LUKS2_BIN_HEADER_SIZE,
+                            LUKS2_BIN_HEADER_SIZE,
+                            d + off + LUKS2_BIN_HEADER_SIZE,
                             hs - LUKS2_BIN_HEADER_SIZE, d + off + 448) == 0);
 }
 
@@ -142,7 +110,8 @@ check_info(const struct luks2 *l)
 
     FUZZ_CHECK(obj);
     FUZZ_CHECK(luks2_info(l, obj, &err) == 0 && err == NULL);
-    FUZZ_CHECK((uint64_t)jint(obj, "payload-offset") == luks2_payload_offset(l));
+    FUZZ_CHECK((uint64_t)jint(obj, "payload-offset") ==
+               luks2_payload_offset(l));
     FUZZ_CHECK((uint32_t)jint(obj, "sector-size") == luks2_sector_size(l));
     FUZZ_CHECK(jint(obj, "version") == 2);
     FUZZ_CHECK(json_object_object_get_ex(obj, "keyslots", &arr));
@@ -213,10 +182,11 @@ check_payload(struct luks2 *l, const uint8_t *data, size_t size)
 
 /* Add password "pw2" in a writable copy; it must load and unlock again. */
 static void
-check_add_key(struct luks2 *l, struct buf_io *b)
+check_add_key(struct luks2 *l, struct fuzz_buf *b)
 {
     struct luks2_create_params p;
-    struct luks2_io io = { .opaque = b, .read = buf_read, .write = buf_write };
+    struct luks2_io io = { .opaque = b, .read = fuzz_buf_read,
+                           .write = fuzz_buf_write };
     struct vimg_error *err = NULL;
     struct luks2 *l2 = NULL;
     int slot, r;
@@ -255,8 +225,9 @@ check_add_key(struct luks2 *l, struct buf_io *b)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct buf_io b = { 0 };
-    struct luks2_io io = { .opaque = &b, .read = buf_read, .write = buf_write };
+    struct fuzz_buf b = { 0 };
+    struct luks2_io io = { .opaque = &b, .read = fuzz_buf_read,
+                           .write = fuzz_buf_write };
     struct vimg_error *err = NULL;
     struct luks2 *l = NULL;
     uint8_t *copy;
