@@ -4,13 +4,14 @@
 # Run the vimg CLI on every hostile qcow2 and qcow (v1) image of
 # tests/images/hostile/qcow2/ and tests/images/hostile/qcow1/ and compare
 # with the EXPECTED file of each folder (recorded from qemu-img 7.2):
-#   qcow2:  $VIMG info -f qcow2 FILE        and  $VIMG check -f qcow2 FILE
+#   qcow2:  $VIMG info -f qcow2 FILE,  $VIMG check -f qcow2 FILE  and
+#           $VIMG convert -f qcow2 -O raw FILE out.raw
 #   qcow:   $VIMG info -f qcow FILE         and  $VIMG convert -f qcow -O raw
 #                                                 FILE out.raw
 # Each run must exit with the expected status and print the expected
 # message (a substring of stdout+stderr, '-' = any).  An exit status >= 124
 # (a signal, a timeout), a sanitizer report or a changed input file is
-# always a failure.  When a qcow convert succeeds and qemu-img is
+# always a failure.  When a convert succeeds and qemu-img is
 # installed, out.raw must be byte-identical to qemu-img's conversion.
 # Runs are limited to 60 s each.
 #
@@ -72,6 +73,7 @@ check()
     rm -f "$work/out.raw" "$work/output"
     (cd "$work" && timeout -k 5 60 "$@" >"$work/output" 2>&1)
     rc=$?
+    last_rc=$rc
     if [ $rc -ge 124 ]; then
         why="exit status $rc (signal, timeout or cannot run)"
     elif grep -qE 'Sanitizer|runtime error:' "$work/output"; then
@@ -94,8 +96,8 @@ check()
 
 run_dir()
 {
-    local fmt=$1 dir=$2 file irc imsg rc2 msg2 img before
-    while IFS=$'\t' read -r file irc imsg rc2 msg2; do
+    local fmt=$1 dir=$2 file irc imsg rc2 msg2 rc3 msg3 img before
+    while IFS=$'\t' read -r file irc imsg rc2 msg2 rc3 msg3; do
         case $file in
             ''|'#'*) continue ;;
         esac
@@ -110,11 +112,14 @@ run_dir()
         check "info $fmt $file" "$irc" "$imsg" "$VIMG" info -f "$fmt" "$img"
         if [ "$fmt" = qcow2 ]; then
             check "check $file" "$rc2" "$msg2" "$VIMG" check -f qcow2 "$img"
-        elif check "convert $file" "$rc2" "$msg2" \
-                "$VIMG" convert -f qcow -O raw "$img" out.raw &&
-                [ "$rc2" = 0 ] && [ $have_qemu = 1 ]; then
+            # qcow2 rows have a third command: convert.
+            rc2=$rc3 msg2=$msg3
+        fi
+        if check "convert $file" "$rc2" "$msg2" \
+                "$VIMG" convert -f "$fmt" -O raw "$img" out.raw &&
+                [ "$last_rc" = 0 ] && [ $have_qemu = 1 ]; then
             mv "$work/out.raw" "$work/vimg.raw"
-            qemu-img convert -f qcow -O raw "$img" "$work/qemu.raw" 2>/dev/null
+            qemu-img convert -f "$fmt" -O raw "$img" "$work/qemu.raw" 2>/dev/null
             if cmp -s "$work/vimg.raw" "$work/qemu.raw"; then
                 echo "ok - convert $file: same bytes as qemu-img"
                 pass=$((pass + 1))

@@ -32,39 +32,12 @@
 #include "bytes.h"
 #include "blockcrypt/luks1.h"
 #include "fuzz.h"
+#include "fuzz-bufio.h"
 
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define REPLAY_MAX_ITERATIONS 200000u
 #endif
 #define MAX_SECTORS 8
-
-struct buf_io {
-    const uint8_t *data;
-    size_t size;
-    size_t reads;
-};
-
-static int
-buf_read(void *opaque, uint64_t off, void *buf, size_t len,
-         struct vimg_error **errp)
-{
-    struct buf_io *b = opaque;
-
-    b->reads++;
-    if (off > b->size || len > b->size - off) {
-        return vimg_error_set(errp, -EIO, "Read beyond the end of the input");
-    }
-    memcpy(buf, b->data + off, len);
-    return 0;
-}
-
-static int
-buf_write(void *opaque, uint64_t off, const void *buf, size_t len,
-          struct vimg_error **errp)
-{
-    /* Loading and unlocking must never write. */
-    abort();
-}
 
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 /* Whether unlocking this header is cheap enough for a replay run. */
@@ -142,8 +115,10 @@ check_payload(struct luks1 *l, const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct buf_io b = { .data = data, .size = size };
-    struct luks1_io io = { .opaque = &b, .read = buf_read, .write = buf_write };
+    /* The data is never written: fuzz_buf_write aborts unless writable. */
+    struct fuzz_buf b = { .data = (uint8_t *)data, .size = size };
+    struct luks1_io io = { .opaque = &b, .read = fuzz_buf_read,
+                           .write = fuzz_buf_write };
     struct vimg_error *err = NULL;
     struct luks1 *l = NULL;
     static int verbose = -1;

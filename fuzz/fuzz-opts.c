@@ -208,8 +208,9 @@ take_typed(struct vimg_opts *o, size_t i, unsigned rot)
     case 0:
         r = opts_take_bool(o, key, &b, &err);
         if (r == 0) {
+            /* qemu's true spellings include "y" (found by the fuzzer). */
             FUZZ_CHECK(b == (!strcmp(val, "on") || !strcmp(val, "yes") ||
-                             !strcmp(val, "true")));
+                             !strcmp(val, "true") || !strcmp(val, "y")));
         }
         break;
     case 1:

@@ -15,6 +15,90 @@ corpus=$here/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# ==== LUKS2 seeds for fuzz-luks2-header ====
+# Real cryptsetup 2.6 volumes (password "pw"), cut after both header
+# copies (.hdr) where the key material would only make the files large,
+# plus one whole small volume (.full) whose keyslot 0 and digest were
+# rewritten to 16 PBKDF2 iterations by an independent Python
+# implementation (volume key known from --volume-key-file): the only seed
+# that unlocks in fuzzing builds (PBKDF2 capped at 16 iterations);
+# cryptsetup must accept its password and vimg must decrypt its payload.
+# `make-seeds.sh luks2` regenerates only these.
+luks2_seeds()
+{
+    local D=$corpus/luks2-header w=$tmp/l2
+    local vimg=${VIMG:-$here/../build/tools/vimg}
+    mkdir -p "$D" "$w"
+    rm -f "$D"/seed-*
+    printf pw > "$w/pw"
+    cs2() {     # name cut-bytes cryptsetup-options...
+        local name=$1 cut=$2
+        shift 2
+        rm -f "$w/v.img"
+        truncate -s 20M "$w/v.img"
+        cryptsetup luksFormat --type luks2 --batch-mode --key-file "$w/pw" \
+            "$@" "$w/v.img"
+        head -c "$cut" "$w/v.img" > "$D/seed-cs-$name.hdr"
+    }
+    cs2 pbkdf2-aes-xts 32768 --cipher aes-xts-plain64 --key-size 512 \
+        --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --hash sha256
+    cs2 argon2id-aes-xts 32768 --pbkdf argon2id --pbkdf-force-iterations 4 \
+        --pbkdf-memory 32 --pbkdf-parallel 1
+    cs2 argon2i-cbc-essiv-4k 32768 --cipher aes-cbc-essiv:sha256 \
+        --key-size 256 --sector-size 4096 --label vimg-fuzz \
+        --subsystem seed --pbkdf argon2i --pbkdf-force-iterations 4 \
+        --pbkdf-memory 64 --pbkdf-parallel 2 --hash sha512
+    cs2 metadata-64k 131072 --luks2-metadata-size 65536 \
+        --luks2-keyslots-size 1048576 --pbkdf pbkdf2 \
+        --pbkdf-force-iterations 1000 --cipher aes-cbc-plain64 --key-size 128
+    # Two keyslots (priorities normal and high) and a token.
+    printf pw2 > "$w/pw2"
+    cryptsetup luksAddKey --batch-mode --key-file "$w/pw" --pbkdf pbkdf2 \
+        --pbkdf-force-iterations 1000 "$w/v.img" "$w/pw2"
+    cryptsetup config --priority prefer --key-slot 1 "$w/v.img"
+    printf '{"type":"vimg-seed","keyslots":["0"],"x":1}' |
+        cryptsetup token import --token-id 0 "$w/v.img"
+    head -c 131072 "$w/v.img" > "$D/seed-cs-two-slots-token.hdr"
+
+    # The low-iteration volume: 256-bit aes-xts, keyslots area 256 KiB
+    # (room for a second keyslot: the target adds one), data at 288 KiB,
+    # 8 sectors of payload.
+    rm -f "$w/v.img"
+    truncate -s 300k "$w/v.img"
+    head -c 32 /dev/urandom > "$w/vk"
+    cryptsetup luksFormat --type luks2 --batch-mode --key-file "$w/pw" \
+        --cipher aes-xts-plain64 --key-size 256 --pbkdf pbkdf2 \
+        --pbkdf-force-iterations 1000 --hash sha256 \
+        --luks2-keyslots-size 262144 --offset 576 \
+        --volume-key-file "$w/vk" "$w/v.img" 2>/dev/null
+    python3 "$here/lowiter-luks2.py" "$w/v.img" "$w/vk" 8
+    cryptsetup luksOpen --test-passphrase --key-file "$w/pw" "$w/v.img" ||
+        { echo "lowiter LUKS2 seed: cryptsetup refuses the password" >&2; exit 1; }
+    if [ -x "$vimg" ]; then
+        "$vimg" convert --object "secret,id=s0,file=$w/pw" --image-opts \
+            "driver=luks,key-secret=s0,file.filename=$w/v.img" -O raw "$w/p.raw"
+        head -c 28 "$w/p.raw" | grep -q 'vimg luks2 seed sector    0' ||
+            { echo "lowiter LUKS2 seed does not decrypt with vimg" >&2; exit 1; }
+    else
+        echo "make-seeds: $vimg not found, lowiter LUKS2 payload not checked" >&2
+    fi
+    cp "$w/v.img" "$D/seed-lowiter-aes-xts.full"
+    # Damaged primary: only the secondary header is valid.
+    cp "$w/v.img" "$w/d.img"
+    dd if=/dev/zero of="$w/d.img" bs=4096 count=1 conv=notrunc status=none
+    head -c 32768 "$w/d.img" > "$D/seed-lowiter-secondary-only.hdr"
+
+    local f
+    for f in "$here"/../tests/images/hostile/luks2/*.luks; do
+        [ -e "$f" ] && cp "$f" "$D/seed-hostile-$(basename "$f" .luks)"
+    done
+    du -sh "$D"
+}
+if [ "${1:-all}" = luks2 ]; then
+    luks2_seeds
+    exit 0
+fi
+
 mkdir -p "$corpus/opts" "$corpus/object" "$corpus/luks1-header"
 rm -f "$corpus"/opts/seed-* "$corpus"/object/seed-* "$corpus"/luks1-header/seed-*
 
@@ -435,3 +519,4 @@ PY
     du -sh "$Q" "$V"
 }
 qcow_seeds
+luks2_seeds

@@ -12,7 +12,7 @@
  * Each entry remembers whether a consumer took it, so that unknown keys can
  * be reported with qemu's "Parameter 'K' is unexpected".  The typed
  * opts_take_* helpers parse values like qemu: numbers with base prefixes,
- * booleans on/off/yes/no/true/false and sizes with binary suffixes.
+ * booleans on/off/yes/no/true/false/y/n and sizes with binary suffixes.
  */
 #include "config.h"
 

@@ -265,9 +265,10 @@ run_check(int argc, char **argv)
     }
     fflush(stdout);
     if (r < 0 || res.check_errors) {
-        vimg_error_free(err);
-        err = NULL;
-        if (r < 0) {
+        if (r == -EINVAL && err) {
+            /* The header is invalid (e.g. qemu would not open it): say why. */
+            cli_error("Check failed: %s", vimg_error_message(err));
+        } else if (r < 0) {
             cli_error("Check failed: %s", strerror(-r));
         } else {
             cli_error("Check failed");

@@ -198,7 +198,9 @@ luks_load(const struct luks_io *io, struct luks_state *s,
              * changed version word, say): qemu's refusal. */
             vimg_error_free(err2);
             return vimg_error_set(errp, -EINVAL,
-                                  "LUKS version 2 is not supported");
+                                  "LUKS version 2 is not supported (no "
+                                  "LUKS2 header: invalid header size %"
+                                  PRIu64 ")", ld_be64(head + 8));
         }
         if (r < 0) {
             r = vimg_error_set(errp, r, "%s", vimg_error_message(err2));
@@ -334,7 +336,14 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         }
     }
     end = lseek(img->fd, 0, SEEK_END);
+    if (end >= 0 && (uint64_t)end < s->payload && s->version == 2) {
+        r = vimg_error_set(errp, -EINVAL, "LUKS2 data segment offset %"
+                           PRIu64 " is beyond the end of the file (%" PRId64
+                           " bytes)", s->payload, (int64_t)end);
+        goto fail;
+    }
     if (end < 0 || (uint64_t)end < s->payload) {
+        /* qemu's words for LUKS1 (it has no LUKS2). */
         r = vimg_error_set(errp, -EIO, "Could not refresh total sector "
                            "count: Input/output error");
         goto fail;

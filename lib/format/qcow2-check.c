@@ -1517,6 +1517,14 @@ qcow2_check(struct vimg_image *img, unsigned fix,
     };
     int r;
 
+    /*
+     * A metadata-only open accepts a LUKS image without its FDE extension
+     * (so info can show it); the check reports it as qemu's open does.
+     */
+    if (s->hdr.crypt_method == QCOW2_CRYPT_LUKS && !s->has_crypto_ext) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Missing CRYPTO header for crypt method 2");
+    }
     c.cap = s->refcount_max > UINT32_MAX ? UINT32_MAX
                                          : (uint32_t)s->refcount_max;
     if (img->flags & VIMG_OPEN_RDWR) {

@@ -152,17 +152,18 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
                               "Header reported 'luks' encryption format but "
                               "options specify '%s'", fmt);
     }
-    if (!no_io && !key_id) {
-        return vimg_error_set(errp, -EINVAL,
-                              "Parameter 'encrypt.key-secret' is required "
-                              "for cipher");
-    }
+    /* qemu finds the missing extension before it asks for the key. */
     if (!s->has_crypto_ext) {
         if (no_io) {
             return 0;
         }
         return vimg_error_set(errp, -EINVAL,
                               "Missing CRYPTO header for crypt method 2");
+    }
+    if (!no_io && !key_id) {
+        return vimg_error_set(errp, -EINVAL,
+                              "Parameter 'encrypt.key-secret' is required "
+                              "for cipher");
     }
     if (!no_io) {
         r = get_password(secrets, key_id, &pw, &pwlen, errp);

@@ -194,8 +194,15 @@ parse_extensions(struct qcow2_state *s, const uint8_t *buf, size_t len,
             }
             s->has_crypto_ext = true;
             break;
+        case QCOW2_EXT_BITMAPS:
+            /* nb_bitmaps, reserved, directory size and offset (as qemu). */
+            if (elen != 24) {
+                return vimg_error_set(errp, -EINVAL,
+                                      "bitmaps_ext: Invalid extension length");
+            }
+            break;
         default:
-            break;      /* bitmaps, data file name, unknown: not needed */
+            break;      /* data file name, unknown: not needed */
         }
         off += ROUND_UP((uint64_t)elen, 8);
     }

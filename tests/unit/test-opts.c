@@ -163,6 +163,8 @@ test_bool(void)
     } cases[] = {
         { "on", 1 }, { "yes", 1 }, { "true", 1 },
         { "off", 0 }, { "no", 0 }, { "false", 0 },
+        /* qemu-img 7.2 takes y/n too (an invariant of fuzz-opts missed it) */
+        { "y", 1 }, { "n", 0 }, { "Y", -1 },
         { "ON", -1 }, { "1", -1 }, { "", -1 }, { "foo", -1 },
     };
     struct vimg_error *err = NULL;
