@@ -90,8 +90,13 @@ reader_main(void *opaque)
 
         /* The slot at tail is free and only this thread touches it now. */
         it = &j->items[tail];
-        r = vimg_image_block_status(j->src, off, j->total - off, &pnum, &st,
-                                    NULL, NULL);
+        /* Ask no further than one item can reach: formats that merge
+         * cluster states (qcow2) would walk to the end of the image on
+         * every call otherwise. */
+        r = vimg_image_block_status(j->src, off,
+                                    MIN(j->total - off,
+                                        MAX(j->buf_size, COPY_MAX_ZERO_RUN)),
+                                    &pnum, &st, NULL, NULL);
         if (r < 0) {
             j->reader_bs_failed = true;
             j->reader_fail_off = off;
