@@ -14,11 +14,16 @@
  * decompressed old content for a compressed cluster.  With extended L2 the
  * unit of copy-on-write is the subcluster.  Encrypted images encrypt with
  * IV sector = host offset / 512 (qemu-facts.md 1.7), so every encrypted
- * write goes through the bounce buffer.
+ * write goes through a bounce buffer.  Most writes are handled a run of
+ * clusters at a time (see "write runs" below: one allocation, one data
+ * write and one L2 pass per run); the rest cluster by cluster.
  *
  * Metadata ordering (see qcow2.h): dirty refcount blocks are written and
- * synced before any L2 table, L2 tables before the L1 entries, and the
+ * synced before any L2 table, L2 tables (also those written by cache
+ * evictions) are synced before the L1 entries are written, and the
  * clusters of overwritten compressed data are released only after that.
+ * Nothing is synced per cluster or per run: only on cache eviction of a
+ * dirty L2 table, on flush and at close.
  */
 #include "config.h"
 
@@ -59,7 +64,9 @@ qcow2_table_write(struct vimg_image *img, bool l2, struct qcow2_table *t,
                               strerror(-r));
     }
     t->dirty = false;
-    if (!l2) {
+    if (l2) {
+        s->l2_unsynced = true;  /* synced before any L1 entry is written */
+    } else {
         s->rb_unsynced = true;
     }
     return 0;
@@ -141,8 +148,8 @@ qcow2_cluster_init(struct vimg_image *img, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
 
-    s->bounce = malloc(s->cluster_size);
-    if (!s->bounce) {
+    if (posix_memalign((void **)&s->bounce, 4096, s->cluster_size) != 0) {
+        s->bounce = NULL;
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     return 0;
@@ -162,6 +169,8 @@ qcow2_cluster_free(struct qcow2_state *s)
         s->rb_cache[i].data = NULL;
     }
     free(s->bounce);
+    free(s->wbuf);
+    s->wbuf = NULL;
     free(s->zbuf);
     free(s->dbuf);
     free(s->pending_free);
@@ -847,6 +856,210 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
     return 0;
 }
 
+/* ---- write runs ------------------------------------------------------------ */
+
+/*
+ * The common cases of a write go through here a run of clusters at a time
+ * instead of cluster by cluster: consecutive clusters (inside one L2
+ * table) that either hold no data yet (unallocated, or a v3 zero cluster
+ * without host cluster) or are plain data clusters continuing on the host
+ * (OFLAG_COPIED, no zero flag).  A run of new clusters gets one contiguous
+ * host allocation (one refcount update), its data in one write and its L2
+ * entries in one table pass; the metadata reaches the disk later in the
+ * usual order (refcounts, sync, L2 tables, sync, L1).  Data to encrypt, or
+ * with partial clusters at the ends (copy-on-write from the backing image
+ * or zeroes), is composed in s->wbuf, page aligned (the kernel copies from
+ * an unaligned buffer much more slowly on some CPUs).  Everything else
+ * (compressed clusters, clusters shared with snapshots, preallocated zero
+ * clusters, extended L2, legacy AES) takes the per-cluster path.
+ */
+
+static int
+get_wbuf(struct qcow2_state *s, struct vimg_error **errp)
+{
+    size_t size = MAX((size_t)QCOW2_RUN_BYTES, 2 * (size_t)s->cluster_size);
+
+    if (!s->wbuf) {
+        if (posix_memalign((void **)&s->wbuf, 4096, size) != 0) {
+            s->wbuf = NULL;
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        s->wbuf_size = size;
+    }
+    return 0;
+}
+
+/* An L2 entry a write fills with a newly allocated cluster. */
+static bool
+needs_new_cluster(const struct qcow2_state *s, uint64_t desc)
+{
+    return desc == 0 || (desc == QCOW2_OFLAG_ZERO && s->hdr.version >= 3);
+}
+
+/*
+ * Base content of the new cluster at guest offset @goff for the bytes a
+ * write leaves alone, into @dst (one cluster): the backing data, or
+ * zeroes (no backing image, or a zero cluster).
+ */
+static int
+new_cluster_base(struct vimg_image *img, uint64_t desc, uint64_t goff,
+                 uint8_t *dst, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+
+    if (!s->backing || desc != 0) {
+        memset(dst, 0, s->cluster_size);
+        return 0;
+    }
+    return qcow2_read_backing(img, dst, s->cluster_size, goff, errp);
+}
+
+/* Encrypt @len bytes of s->wbuf (in pieces that stay in the CPU cache
+ * while @src's bytes are copied in at @in) and write them at @host. */
+static int
+write_wbuf(struct vimg_image *img, uint64_t host, size_t len, size_t in,
+           const uint8_t *src, size_t n, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const size_t piece = 128 * 1024;
+    size_t pos;
+    int r;
+
+    for (pos = 0; pos < len; pos += piece) {
+        size_t end = MIN(len, pos + piece);
+
+        /* The part of [in, in + n) inside [pos, end). */
+        if (src && in < end && in + n > pos) {
+            size_t a = MAX(pos, in), b = MIN(end, in + n);
+
+            memcpy(s->wbuf + a, src + (a - in), b - a);
+        }
+        if (s->luks) {
+            r = qcow2_encrypt(s, host + pos, s->wbuf + pos, end - pos, errp);
+            if (r < 0) {
+                return r;
+            }
+        }
+    }
+    r = full_pwrite(img->fd, s->wbuf, len, host);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Write failed at host offset %#"
+                              PRIx64 ": %s", host, strerror(-r));
+    }
+    return 0;
+}
+
+/*
+ * Write a run starting at guest @off, at most @len bytes of @src; *@done
+ * is the number of bytes written, 0 when the first cluster needs the
+ * per-cluster path.
+ */
+static int
+write_run(struct vimg_image *img, uint64_t off, const uint8_t *src,
+          size_t len, size_t *done, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t cs = s->cluster_size, in = qcow2_offset_into_cluster(s, off);
+    uint64_t idx = qcow2_l2_index(s, off), per_l2 = 1ULL << s->l2_bits;
+    uint64_t ncl, i, desc, first_desc, last_desc, bm, host, total, n;
+    struct qcow2_table *t;
+    bool fresh;
+    int r;
+
+    *done = 0;
+    if (s->extended_l2 || s->aes) {
+        return 0;
+    }
+    r = get_l2(img, off, true, &t, errp);
+    if (r < 0) {
+        return r;
+    }
+    l2_get(s, t, idx, &first_desc, &bm);
+    host = first_desc & QCOW2_OFFSET_MASK;
+    fresh = needs_new_cluster(s, first_desc);
+    if (!fresh && (first_desc != (host | QCOW2_OFLAG_COPIED) || host == 0 ||
+                   qcow2_offset_into_cluster(s, host))) {
+        return 0;
+    }
+    /* Clusters the request touches, within the table and the run limit. */
+    ncl = MIN(DIV_ROUND_UP(in + len, cs), per_l2 - idx);
+    ncl = MIN(ncl, MAX(1, (uint64_t)QCOW2_RUN_BYTES / cs));
+    last_desc = first_desc;
+    for (i = 1; i < ncl; i++) {
+        l2_get(s, t, idx + i, &desc, &bm);
+        if (fresh ? !needs_new_cluster(s, desc)
+                  : desc != ((host + i * cs) | QCOW2_OFLAG_COPIED)) {
+            break;
+        }
+        last_desc = desc;
+    }
+    ncl = i;
+    n = MIN((uint64_t)len, ncl * cs - in);
+
+    if (!fresh) {
+        /* Data in place: no metadata changes. */
+        if (!s->luks) {
+            r = full_pwrite(img->fd, src, (size_t)n, host + in);
+            if (r < 0) {
+                return vimg_error_set(errp, r, "Write failed at host offset "
+                                      "%#" PRIx64 ": %s", host + in,
+                                      strerror(-r));
+            }
+        } else {
+            r = get_wbuf(s, errp);
+            if (r == 0) {
+                r = write_wbuf(img, host + in, (size_t)n, 0, src, (size_t)n,
+                               errp);
+            }
+            if (r < 0) {
+                return r;
+            }
+        }
+        *done = (size_t)n;
+        return 0;
+    }
+
+    total = ncl * cs;
+    r = qcow2_alloc_clusters(img, ncl, &host, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (!s->luks && in == 0 && n == total) {
+        /* Whole clusters from the caller's buffer. */
+        r = full_pwrite(img->fd, src, (size_t)total, host);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Write failed at host offset %#"
+                                  PRIx64 ": %s", host, strerror(-r));
+        }
+    } else {
+        r = get_wbuf(s, errp);
+        if (r == 0 && in > 0) {
+            r = new_cluster_base(img, first_desc, off - in, s->wbuf, errp);
+        }
+        if (r == 0 && (in + n) % cs != 0 && (ncl > 1 || in == 0)) {
+            r = new_cluster_base(img, last_desc, off - in + total - cs,
+                                 s->wbuf + total - cs, errp);
+        }
+        if (r == 0) {
+            r = write_wbuf(img, host, (size_t)total, (size_t)in, src,
+                           (size_t)n, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+    }
+    /* The allocation may have moved the table in the cache. */
+    r = get_l2(img, off, true, &t, errp);
+    if (r < 0) {
+        return r;
+    }
+    for (i = 0; i < ncl; i++) {
+        l2_put(s, t, idx + i, (host + i * cs) | QCOW2_OFLAG_COPIED, 0);
+    }
+    *done = (size_t)n;
+    return 0;
+}
+
 int
 qcow2_pwrite(struct vimg_image *img, const void *buf, size_t len,
              uint64_t off, struct vimg_error **errp)
@@ -856,13 +1069,20 @@ qcow2_pwrite(struct vimg_image *img, const void *buf, size_t len,
     int r;
 
     while (len > 0) {
-        size_t n = (size_t)MIN((uint64_t)len,
-                               s->cluster_size -
-                               qcow2_offset_into_cluster(s, off));
+        size_t n;
 
-        r = write_cluster(img, off, p, n, errp);
+        r = write_run(img, off, p, len, &n, errp);
         if (r < 0) {
             return r;
+        }
+        if (n == 0) {
+            n = (size_t)MIN((uint64_t)len,
+                            s->cluster_size -
+                            qcow2_offset_into_cluster(s, off));
+            r = write_cluster(img, off, p, n, errp);
+            if (r < 0) {
+                return r;
+            }
         }
         p += n;
         off += n;
@@ -1067,7 +1287,6 @@ int
 qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
-    bool wrote = false;
     size_t i;
     int r;
 
@@ -1081,14 +1300,16 @@ qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp)
             if (r < 0) {
                 return r;
             }
-            wrote = true;
         }
     }
-    if (wrote) {
+    /* Also tables written by cache evictions since the last sync: the L1
+     * entries pointing to them must not reach the disk first. */
+    if (s->l2_unsynced) {
         r = qcow2_sync(img, errp);
         if (r < 0) {
             return r;
         }
+        s->l2_unsynced = false;
     }
     r = write_l1_dirty(img, errp);
     if (r < 0) {

@@ -81,6 +81,9 @@ struct json_object;
 #define QCOW2_L2_CACHE_SIZE     16
 #define QCOW2_RB_CACHE_SIZE     8
 
+/* Longest run of clusters one write request allocates or writes at once. */
+#define QCOW2_RUN_BYTES         (4u * 1024 * 1024)
+
 /* Header fields as read (native endianness). */
 struct qcow2_header {
     uint32_t magic;
@@ -171,6 +174,13 @@ struct qcow2_state {
     /* Re-encryption (qcow2-reencrypt.c, reencrypt.c). */
     struct reenc *reenc;        /* unfinished vimg reencrypt, or NULL */
     bool stale;                 /* re-encrypted by this handle: reopen */
+
+    /* ---- qcow2 write runs (qcow2-cluster.c) ---- */
+    uint8_t *wbuf;              /* QCOW2_RUN_BYTES (or 2 clusters), page
+                                   aligned, on demand: composed and
+                                   encrypted runs */
+    size_t wbuf_size;
+    bool l2_unsynced;           /* L2 tables written since the last sync */
 };
 
 /* ---- small helpers ---- */

@@ -69,8 +69,8 @@ static void *
 reader_main(void *opaque)
 {
     struct copy_job *j = opaque;
-    uint64_t off = 0;
-    unsigned tail = 0;
+    uint64_t off = 0, known_end = 0;
+    unsigned tail = 0, known_st = 0;
     int r = 0;
 
     while (off < j->total) {
@@ -90,12 +90,23 @@ reader_main(void *opaque)
 
         /* The slot at tail is free and only this thread touches it now. */
         it = &j->items[tail];
-        r = vimg_image_block_status(j->src, off, j->total - off, &pnum, &st,
-                                    NULL, NULL);
-        if (r < 0) {
-            j->reader_bs_failed = true;
-            j->reader_fail_off = off;
-            break;
+        /* One block status query per run of the same state, reused for
+         * the items that follow: asking again at every item costs raw on
+         * tmpfs (SEEK_HOLE walks the pages) and qcow2 (merging cluster
+         * states) a walk to the end of the run each time. */
+        if (off < known_end) {
+            pnum = known_end - off;
+            st = known_st;
+        } else {
+            r = vimg_image_block_status(j->src, off, j->total - off, &pnum,
+                                        &st, NULL, NULL);
+            if (r < 0) {
+                j->reader_bs_failed = true;
+                j->reader_fail_off = off;
+                break;
+            }
+            known_end = off + pnum;
+            known_st = st;
         }
         it->off = off;
         it->zero = st & VIMG_BLOCK_ZERO;
