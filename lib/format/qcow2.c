@@ -15,9 +15,7 @@
  * the image is opened and grown to its size, which puts the L1 table at
  * cluster 3; LUKS encryption is set up last (region at cluster 4).
  *
- * Not supported yet (clear errors): external data files,
- * writes to clusters shared with internal snapshots (see qcow2-snapshot.c),
- * preallocation other than "off", shrinking.
+ * Not supported yet (clear errors): external data files.
  */
 #include "config.h"
 
@@ -952,6 +950,103 @@ qcow2_flush(struct vimg_image *img, struct vimg_error **errp)
     return r < 0 ? r : qcow2_sync(img, errp);
 }
 
+/* Patch the virtual size field of the header. */
+static int
+write_size(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
+{
+    uint8_t buf[8];
+    int r;
+
+    st_be64(buf, size);
+    r = full_pwrite(img->fd, buf, 8, 24);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not update the qcow2 header: "
+                              "%s", strerror(-r));
+    }
+    return qcow2_sync(img, errp);
+}
+
+/*
+ * Shrink as qemu does: the guest clusters from the first cluster boundary
+ * at or after @size are unallocated, L2 tables wholly past the end are
+ * dropped from the L1 table (its size in the header stays), the file is
+ * cut after the last cluster in use, and then the header gets the size.
+ * Every step leaves a consistent image (at worst leaked clusters).
+ */
+static int
+qcow2_shrink(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, size);
+    uint64_t last, *dropped = NULL;
+    int64_t fsize;
+    size_t ndropped = 0, k;
+    uint32_t i;
+    int r;
+
+    r = qcow2_release_from(img, ROUND_UP(size, s->cluster_size), errp);
+    if (r < 0) {
+        return r;
+    }
+    if (need < s->l1_size) {
+        dropped = calloc(s->l1_size - need, sizeof(uint64_t));
+        if (!dropped) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    for (i = (uint32_t)need; i < s->l1_size; i++) {
+        uint64_t l2off = s->l1[i] & QCOW2_OFFSET_MASK;
+
+        if (l2off == 0) {
+            continue;
+        }
+        dropped[ndropped++] = l2off;
+        s->l1[i] = 0;
+        for (k = 0; k < QCOW2_L2_CACHE_SIZE; k++) {
+            if (s->l2_cache[k].offset == l2off) {
+                s->l2_cache[k].offset = 0;
+                s->l2_cache[k].dirty = false;
+            }
+        }
+    }
+    if (ndropped > 0) {
+        r = qcow2_write_l1_at(img, s->l1, s->l1_size,
+                              s->hdr.l1_table_offset, errp);
+        if (r == 0) {
+            r = qcow2_sync(img, errp);
+        }
+        for (k = 0; r == 0 && k < ndropped; k++) {
+            r = qcow2_update_refcount(img, dropped[k], s->cluster_size, -1,
+                                      errp);
+        }
+        if (r == 0) {
+            r = qcow2_refcount_flush(img, errp);
+        }
+    }
+    free(dropped);
+    if (r == 0) {
+        r = write_size(img, size, errp);
+    }
+    if (r == 0) {
+        r = qcow2_last_cluster(img, &last, errp);
+    }
+    fsize = file_size(img->fd);
+    if (r == 0 && fsize > 0 && last << s->cluster_bits < (uint64_t)fsize) {
+        r = file_truncate(img->fd, last << s->cluster_bits);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Failed to truncate the image file: "
+                               "%s", strerror(-r));
+        }
+    }
+    s->free_hint = 0;
+    s->cbyte_next = 0;
+    if (r == 0) {
+        s->hdr.size = size;
+        img->size = size;
+    }
+    return r;
+}
+
 static int
 qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
                struct vimg_error **errp)
@@ -961,9 +1056,15 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     uint8_t buf[24];
     int r;
 
+    if (size % 512) {
+        return vimg_error_set(errp, -EINVAL,
+                              "The new size must be a multiple of 512");
+    }
     if (size < s->hdr.size) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "qcow2 images cannot be shrunk yet");
+        return shrink ? qcow2_shrink(img, size, errp)
+                      : vimg_error_set(errp, -EINVAL, "Use the --shrink "
+                                       "option to perform a shrink "
+                                       "operation.");
     }
     if (size > INT64_MAX) {
         return vimg_error_set(errp, -EFBIG, "Image size too large");
@@ -1034,13 +1135,7 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
             }
         }
     } else {
-        st_be64(buf, size);
-        r = full_pwrite(img->fd, buf, 8, 24);
-        if (r < 0) {
-            return vimg_error_set(errp, r, "Could not update the qcow2 "
-                                  "header: %s", strerror(-r));
-        }
-        r = qcow2_sync(img, errp);
+        r = write_size(img, size, errp);
         if (r < 0) {
             return r;
         }

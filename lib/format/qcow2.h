@@ -280,6 +280,13 @@ int qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp);
  */
 int qcow2_write_l1_at(struct vimg_image *img, const uint64_t *l1,
                       uint32_t n, uint64_t offset, struct vimg_error **errp);
+/**
+ * qcow2_release_from - unallocate every guest cluster from guest offset
+ * @from (cluster aligned) to the end of the L1 table, then flush the
+ * metadata; qcow2_make_empty() is qcow2_release_from(img, 0).
+ */
+int qcow2_release_from(struct vimg_image *img, uint64_t from,
+                       struct vimg_error **errp);
 /** qcow2_write_zeroes - write zeroes over [@off, @off + @len) of the file. */
 int qcow2_write_zeroes(struct vimg_image *img, uint64_t off, uint64_t len,
                        struct vimg_error **errp);
