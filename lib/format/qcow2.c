@@ -378,13 +378,32 @@ qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
 
 /* ---- header writing ------------------------------------------------------ */
 
+size_t
+qcow2_feature_table(uint8_t *buf, size_t len)
+{
+    size_t tlen = ARRAY_SIZE(feature_names) * FEATURE_ENTRY_LEN, i;
+
+    if (!buf || len < tlen) {
+        return tlen;
+    }
+    memset(buf, 0, tlen);
+    for (i = 0; i < ARRAY_SIZE(feature_names); i++) {
+        uint8_t *e = buf + i * FEATURE_ENTRY_LEN;
+
+        e[0] = feature_names[i].type;
+        e[1] = feature_names[i].bit;
+        memcpy(e + 2, feature_names[i].name, strlen(feature_names[i].name));
+    }
+    return tlen;
+}
+
 /* Cluster 0 from the state: fields, then extensions in qemu's order. */
 static int
 build_header(const struct qcow2_state *s, uint8_t *buf,
              struct vimg_error **errp)
 {
     const struct qcow2_header *h = &s->hdr;
-    size_t off, i;
+    size_t off;
 
     memset(buf, 0, s->cluster_size);
     st_be32(buf, QCOW2_MAGIC);
@@ -423,7 +442,7 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
         off += 24;
     }
     if (h->version >= 3 && s->cluster_size > 4096) {
-        size_t tlen = ARRAY_SIZE(feature_names) * FEATURE_ENTRY_LEN;
+        size_t tlen = qcow2_feature_table(NULL, 0);
 
         if (off + 8 + tlen + 8 > s->cluster_size) {
             return vimg_error_set(errp, -EINVAL, "Header extensions too large");
@@ -431,14 +450,7 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
         st_be32(buf + off, QCOW2_EXT_FEATURES);
         st_be32(buf + off + 4, (uint32_t)tlen);
         off += 8;
-        for (i = 0; i < ARRAY_SIZE(feature_names); i++) {
-            uint8_t *e = buf + off + i * FEATURE_ENTRY_LEN;
-
-            e[0] = feature_names[i].type;
-            e[1] = feature_names[i].bit;
-            memcpy(e + 2, feature_names[i].name,
-                   strlen(feature_names[i].name));
-        }
+        qcow2_feature_table(buf + off, tlen);
         off += tlen;
     }
     if (off + 8 > s->cluster_size) {

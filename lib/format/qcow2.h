@@ -207,6 +207,13 @@ uint64_t qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits,
 int qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
                        bool rw, struct vimg_error **errp);
 
+/**
+ * qcow2_feature_table - write the feature name table qemu writes (header
+ * extension 0x6803f857, without the extension header) into @buf when @len
+ * is large enough.  Return: its length in bytes.
+ */
+size_t qcow2_feature_table(uint8_t *buf, size_t len);
+
 /** qcow2_sync - fdatasync the image file. */
 int qcow2_sync(struct vimg_image *img, struct vimg_error **errp);
 
