@@ -150,7 +150,8 @@ vimg_image_open(const char *filename, const char *format,
     if (!filename) {
         return vimg_error_set(errp, -EINVAL, "No filename given");
     }
-    if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO)) {
+    if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO |
+                            VIMG_OPEN_CHECK)) {
         return vimg_error_set(errp, -EINVAL, "Unknown open flags 0x%x", flags);
     }
     if (format) {

@@ -840,6 +840,34 @@ qcow2_backing(struct vimg_image *img)
     return s ? s->backing : NULL;
 }
 
+/*
+ * A dirty image (lazy refcounts, not closed cleanly) opened read-write:
+ * repair its refcounts silently first, as qemu does; the check clears the
+ * dirty bit once the image is consistent.
+ */
+static int
+repair_dirty(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct vimg_check_result res;
+    int r;
+
+    memset(&res, 0, sizeof(res));
+    r = qcow2_check(img, VIMG_CHECK_FIX_ERRORS | VIMG_CHECK_FIX_LEAKS, &res,
+                    NULL, NULL, errp);
+    if (r < 0) {
+        vimg_error_prefix(errp, "Could not repair dirty image");
+        return r;
+    }
+    if (res.corruptions || res.check_errors ||
+        (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        return vimg_error_set(errp, -EIO, "Could not repair dirty image: "
+                              "%" PRIu64 " corruptions left; run 'vimg "
+                              "check -r all'", (uint64_t)res.corruptions);
+    }
+    return 0;
+}
+
 static int
 qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
            struct vimg_secrets *secrets, struct vimg_error **errp)
@@ -879,7 +907,8 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
             goto fail;
         }
     }
-    r = qcow2_parse_header(s, buf ? buf : head, len, rw, errp);
+    r = qcow2_parse_header(s, buf ? buf : head, len,
+                           rw && !(img->flags & VIMG_OPEN_CHECK), errp);
     if (r == 0 && s->hdr.backing_file_offset != 0) {
         r = read_backing_name(s, buf ? buf : head, len, errp);
     }
@@ -891,12 +920,6 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
         r = vimg_error_set(errp, -ENOTSUP,
                            "External data files are not supported yet");
-        goto fail;
-    }
-    if (rw && (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
-        r = vimg_error_set(errp, -ENOTSUP,
-                           "The image is dirty (lazy refcounts); repair it "
-                           "with 'qemu-img check -r all' before writing");
         goto fail;
     }
     r = load_l1(img, errp);
@@ -920,6 +943,10 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     }
     if (r == 0) {
         r = open_backing(img, opts, secrets, errp);
+    }
+    if (r == 0 && rw && !(img->flags & VIMG_OPEN_CHECK) &&
+        (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        r = repair_dirty(img, errp);
     }
     if (r < 0) {
         goto fail;
