@@ -383,7 +383,8 @@ run_convert(int argc, char **argv)
         cli_error("Unknown file format '%s'", out_fmt);
         goto out;
     }
-    if (compress && strcmp(out_fmt, "qcow2") != 0) {
+    if (compress && strcmp(out_fmt, "qcow2") != 0 &&
+        strcmp(out_fmt, "qcow") != 0) {
         cli_error("Compression not supported for this file format");
         goto out;
     }

@@ -706,74 +706,6 @@ read_backing_name(struct qcow2_state *s, const uint8_t *buf, size_t len,
 }
 
 /*
- * "dir/img" + "base" -> "dir/base" (qemu's path_combine, used for
- * full-backing-filename and for opening): absolute names and names of
- * images without a directory stay as they are.
- */
-static char *
-combine_path(const char *image, const char *backing)
-{
-    const char *slash = strrchr(image, '/');
-    char *out;
-
-    if (backing[0] == '/' || !slash) {
-        return strdup(backing);
-    }
-    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
-        return NULL;
-    }
-    return out;
-}
-
-/* Nesting depth of backing opens on this thread (a loop guard). */
-static _Thread_local unsigned backing_depth;
-#define QCOW2_MAX_BACKING_DEPTH 64
-
-/*
- * Open @path as a backing image with the "backing." options of @opts (the
- * prefix removed; they are taken from @opts either way).
- */
-static int
-open_backing_file(const char *path, const char *fmt, struct vimg_opts *opts,
-                  struct vimg_secrets *secrets, unsigned flags,
-                  struct vimg_image **out, struct vimg_error **errp)
-{
-    struct vimg_opts *sub = vimg_opts_new();
-    size_t i, n = opts ? vimg_opts_count(opts) : 0;
-    const char *drv = NULL;
-    int r;
-
-    *out = NULL;
-    if (!sub) {
-        return vimg_error_set(errp, -ENOMEM, "Out of memory");
-    }
-    for (i = 0; i < n; i++) {
-        const char *k = vimg_opts_key(opts, i);
-
-        if (strncmp(k, "backing.", 8) != 0) {
-            continue;
-        }
-        vimg_opts_take(opts, k);
-        if (strcmp(k + 8, "driver") == 0) {
-            drv = vimg_opts_value(opts, i);
-        } else if (vimg_opts_set(sub, k + 8, vimg_opts_value(opts, i)) < 0) {
-            vimg_opts_free(sub);
-            return vimg_error_set(errp, -ENOMEM, "Out of memory");
-        }
-    }
-    if (backing_depth >= QCOW2_MAX_BACKING_DEPTH) {
-        vimg_opts_free(sub);
-        return vimg_error_set(errp, -ELOOP, "Backing chain too deep");
-    }
-    backing_depth++;
-    r = vimg_image_open(path, drv ? drv : fmt, sub, secrets, flags, out,
-                        errp);
-    backing_depth--;
-    vimg_opts_free(sub);
-    return r;
-}
-
-/*
  * Open the backing chain: read-only, metadata-only when the overlay is.
  * A metadata-only open tolerates a backing file that cannot be opened
  * (qemu-img info shows the image all the same).
@@ -792,11 +724,11 @@ open_backing(struct vimg_image *img, struct vimg_opts *opts,
         /* Options for a backing image that does not exist are unused. */
         return 0;
     }
-    path = combine_path(img->filename, s->backing_name);
+    path = vimg_backing_path(img->filename, s->backing_name);
     if (!path) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
-    r = open_backing_file(path, s->backing_fmt, opts, secrets,
+    r = vimg_backing_open(path, s->backing_fmt, opts, secrets,
                           no_io ? VIMG_OPEN_NO_IO : 0, &s->backing,
                           no_io ? &err : errp);
     free(path);
@@ -1240,7 +1172,7 @@ qcow2_info(struct vimg_image *img, struct json_object *info,
     json_object_object_add(info, "cluster-size",
                            json_object_new_int64(s->cluster_size));
     if (s->backing_name) {
-        char *full = combine_path(img->filename, s->backing_name);
+        char *full = vimg_backing_path(img->filename, s->backing_name);
 
         json_object_object_add(info, "backing-filename",
                                json_object_new_string(s->backing_name));
@@ -1502,7 +1434,7 @@ check_backing(const char *filename, const struct create_params *p,
     if (p->backing_unsafe) {
         return 0;
     }
-    path = combine_path(filename, p->backing_file);
+    path = vimg_backing_path(filename, p->backing_file);
     if (!path) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
