@@ -633,6 +633,7 @@ qcow2_close(struct vimg_image *img)
     if (!s) {
         return;
     }
+    qcow2_bitmaps_close(img);
     qcow2_crypt_close(s);
     vimg_image_close(s->backing, NULL);
     s->backing = NULL;
@@ -884,18 +885,24 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         goto fail;
     }
     if (rw && s->hdr.version >= 3 && s->hdr.autoclear_features) {
-        /* Autoclear bits (bitmaps, unknown) are no longer valid once an
-         * implementation that does not maintain them writes the image. */
-        uint8_t z[8] = { 0 };
+        /* Autoclear bits vimg does not maintain (unknown ones, bitmaps it
+         * cannot follow) are no longer valid once it writes the image;
+         * followed bitmaps keep theirs (qcow2-bitmap.c). */
+        uint64_t keep = 0;
+        uint8_t be[8];
 
-        r = full_pwrite(img->fd, z, 8, 88);
-        if (r < 0) {
-            r = vimg_error_set(errp, r, "Could not update the qcow2 header: "
-                               "%s", strerror(-r));
-            goto fail;
+        r = qcow2_bitmaps_open(img, &keep, errp);
+        if (r == 0 && keep != s->hdr.autoclear_features) {
+            st_be64(be, keep);
+            r = full_pwrite(img->fd, be, 8, 88);
+            if (r < 0) {
+                r = vimg_error_set(errp, r, "Could not update the qcow2 "
+                                   "header: %s", strerror(-r));
+            } else {
+                s->hdr.autoclear_features = keep;
+                r = qcow2_sync(img, errp);
+            }
         }
-        s->hdr.autoclear_features = 0;
-        r = qcow2_sync(img, errp);
         if (r < 0) {
             goto fail;
         }
@@ -918,7 +925,36 @@ qcow2_flush(struct vimg_image *img, struct vimg_error **errp)
 {
     int r = qcow2_metadata_flush(img, errp);
 
+    if (r == 0) {
+        r = qcow2_bitmaps_flush(img, errp);
+    }
     return r < 0 ? r : qcow2_sync(img, errp);
+}
+
+/* The data-changing ops, noting the ranges for the persistent bitmaps. */
+static int
+qcow2_pwrite_noted(struct vimg_image *img, const void *buf, size_t len,
+                   uint64_t off, struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_pwrite(img, buf, len, off, errp);
+}
+
+static int
+qcow2_zero_noted(struct vimg_image *img, uint64_t off, uint64_t len,
+                 unsigned flags, struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_zero(img, off, len, flags, errp);
+}
+
+static int
+qcow2_pwrite_compressed_noted(struct vimg_image *img, const void *buf,
+                              size_t len, uint64_t off,
+                              struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_pwrite_compressed(img, buf, len, off, errp);
 }
 
 /* Patch the virtual size field of the header. */
@@ -1030,6 +1066,10 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     if (size % 512) {
         return vimg_error_set(errp, -EINVAL,
                               "The new size must be a multiple of 512");
+    }
+    if (s->bitmaps && size != s->hdr.size) {
+        return vimg_error_set(errp, -ENOTSUP, "vimg cannot resize an image "
+                              "with persistent bitmaps (qemu-img can)");
     }
     if (size < s->hdr.size) {
         return shrink ? qcow2_shrink(img, size, errp)
@@ -1744,8 +1784,8 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .create = qcow2_create,
     .create_opts = qcow2_create_opts,
     .pread = qcow2_pread,
-    .pwrite = qcow2_pwrite,
-    .zero = qcow2_zero,
+    .pwrite = qcow2_pwrite_noted,
+    .zero = qcow2_zero_noted,
     .discard = qcow2_discard,
     .flush = qcow2_flush,
     .truncate = qcow2_truncate,
@@ -1756,7 +1796,7 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .set_backing = qcow2_set_backing,
     .make_empty = qcow2_make_empty,
     .measure = qcow2_measure,
-    .pwrite_compressed = qcow2_pwrite_compressed,
+    .pwrite_compressed = qcow2_pwrite_compressed_noted,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_delete = qcow2_snapshot_delete,

@@ -168,6 +168,7 @@ struct qcow2_state {
     struct qcowaes *aes;        /* legacy AES (crypt_method 1), or NULL */
     uint64_t cbyte_next;        /* next free byte for compressed data in a
                                    partly used cluster, 0 = none */
+    struct qcow2_bitmaps *bitmaps; /* tracked persistent bitmaps, or NULL */
 };
 
 /* ---- small helpers ---- */
@@ -529,6 +530,25 @@ int qcow2_last_cluster(struct vimg_image *img, uint64_t *out,
 int qcow2_crypt_parse_measure_opts(struct vimg_opts *opts,
                                    struct qcow2_crypt_params *p,
                                    struct vimg_error **errp);
+
+/* ---- qcow2-bitmap.c: persistent dirty bitmaps kept valid ---- */
+
+struct qcow2_bitmaps;
+
+/**
+ * qcow2_bitmaps_open - on a read-write open of an image with the bitmaps
+ * autoclear bit: mark every bitmap in use and start tracking writes.
+ * *@keep: QCOW2_AUTOCLEAR_BITMAPS when the bitmaps are followed (the bit
+ * stays), 0 when vimg cannot follow them (the caller clears the bit).
+ */
+int qcow2_bitmaps_open(struct vimg_image *img, uint64_t *keep,
+                       struct vimg_error **errp);
+/** qcow2_bitmaps_note - guest range [@off, @off + @len) was changed. */
+void qcow2_bitmaps_note(struct vimg_image *img, uint64_t off, uint64_t len);
+/** qcow2_bitmaps_flush - set the noted ranges in the enabled bitmaps. */
+int qcow2_bitmaps_flush(struct vimg_image *img, struct vimg_error **errp);
+/** qcow2_bitmaps_close - clear the in-use flags if all was stored; free. */
+void qcow2_bitmaps_close(struct vimg_image *img);
 
 extern const struct vimg_format_ops vimg_format_qcow2;
 
