@@ -128,6 +128,12 @@ int vimg_backing_open(const char *path, const char *fmt,
                       struct vimg_opts *opts, struct vimg_secrets *secrets,
                       unsigned flags, struct vimg_image **out,
                       struct vimg_error **errp);
+/**
+ * vimg_backing_pread - read [@off, @off + @len) of @backing (may be NULL):
+ * zeroes without one and past its end.
+ */
+int vimg_backing_pread(struct vimg_image *backing, void *buf, size_t len,
+                       uint64_t off, struct vimg_error **errp);
 
 /* ---- images and formats -------------------------------------------------- */
 

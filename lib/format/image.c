@@ -927,3 +927,23 @@ vimg_backing_open(const char *path, const char *fmt, struct vimg_opts *opts,
     vimg_opts_free(sub);
     return r;
 }
+
+int
+vimg_backing_pread(struct vimg_image *backing, void *buf, size_t len,
+                   uint64_t off, struct vimg_error **errp)
+{
+    uint64_t bsize = backing ? backing->size : 0;
+    size_t n = 0;
+    int r;
+
+    if (off < bsize) {
+        n = (size_t)MIN((uint64_t)len, bsize - off);
+        r = vimg_image_pread(backing, buf, n, off, errp);
+        if (r < 0) {
+            vimg_error_prefix(errp, "Could not read backing file");
+            return r;
+        }
+    }
+    memset((uint8_t *)buf + n, 0, len - n);
+    return 0;
+}

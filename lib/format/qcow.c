@@ -888,29 +888,6 @@ write_data(struct vimg_image *img, const uint8_t *src, size_t len,
     return 0;
 }
 
-/* Guest range [@off, @off + @len) of the backing image (zeroes without
- * one and past its end). */
-static int
-read_backing(struct vimg_image *img, uint8_t *buf, size_t len, uint64_t off,
-             struct vimg_error **errp)
-{
-    struct qcow_state *s = img->priv;
-    uint64_t bsize = s->backing_img ? vimg_image_size(s->backing_img) : 0;
-    size_t n = 0;
-    int r;
-
-    if (off < bsize) {
-        n = (size_t)MIN((uint64_t)len, bsize - off);
-        r = vimg_image_pread(s->backing_img, buf, n, off, errp);
-        if (r < 0) {
-            vimg_error_prefix(errp, "Could not read backing file");
-            return r;
-        }
-    }
-    memset(buf + n, 0, len - n);
-    return 0;
-}
-
 static int
 qcow_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
            struct vimg_error **errp)
@@ -960,7 +937,7 @@ qcow_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
             }
             memcpy(p, s->cluster_cache + in, n);
         } else {
-            r = read_backing(img, p, n, off, errp);
+            r = vimg_backing_pread(s->backing_img, p, n, off, errp);
             if (r < 0) {
                 return r;
             }
@@ -970,6 +947,28 @@ qcow_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
         len -= n;
     }
     return 0;
+}
+
+/*
+ * Put @n bytes of @src (zeroes if NULL) at @in of the cluster image @full,
+ * then write all of it to a new cluster (*@host) for guest @cstart.
+ */
+static int
+write_merged(struct vimg_image *img, uint8_t *full, const uint8_t *src,
+             uint64_t in, size_t n, uint64_t cstart, uint64_t *host,
+             struct vimg_error **errp)
+{
+    struct qcow_state *s = img->priv;
+    int r;
+
+    if (src) {
+        memcpy(full + in, src, n);
+    } else {
+        memset(full + in, 0, n);
+    }
+    r = alloc_space(img, s->cluster_size, host, errp);
+    return r < 0 ? r : write_data(img, full, s->cluster_size, *host, cstart,
+                                  errp);
 }
 
 /*
@@ -1013,15 +1012,7 @@ write_piece(struct vimg_image *img, const uint8_t *src, size_t n,
             return vimg_error_set(errp, -ENOMEM, "Out of memory");
         }
         memcpy(full, s->cluster_cache, cs);
-        if (src) {
-            memcpy(full + in, src, n);
-        } else {
-            memset(full + in, 0, n);
-        }
-        r = alloc_space(img, cs, &host, errp);
-        if (r == 0) {
-            r = write_data(img, full, cs, host, cstart, errp);
-        }
+        r = write_merged(img, full, src, in, n, cstart, &host, errp);
         free(full);
         if (r < 0) {
             return r;
@@ -1034,17 +1025,9 @@ write_piece(struct vimg_image *img, const uint8_t *src, size_t n,
         if (!full) {
             return vimg_error_set(errp, -ENOMEM, "Out of memory");
         }
-        r = read_backing(img, full, cs, cstart, errp);
+        r = vimg_backing_pread(s->backing_img, full, cs, cstart, errp);
         if (r == 0) {
-            if (src) {
-                memcpy(full + in, src, n);
-            } else {
-                memset(full + in, 0, n);
-            }
-            r = alloc_space(img, cs, &host, errp);
-        }
-        if (r == 0) {
-            r = write_data(img, full, cs, host, cstart, errp);
+            r = write_merged(img, full, src, in, n, cstart, &host, errp);
         }
         free(full);
         if (r < 0) {

@@ -90,11 +90,8 @@ parse_other(struct vimg_image *img, struct vimg_opts *opts,
     a->lazy = -1;
     compat = vimg_opts_take(opts, "compat");
     if (compat) {
-        if (strcmp(compat, "0.10") == 0 || strcmp(compat, "v2") == 0) {
-            a->version = 2;
-        } else if (strcmp(compat, "1.1") == 0 || strcmp(compat, "v3") == 0) {
-            a->version = 3;
-        } else {
+        a->version = qcow2_compat_version(compat);
+        if (a->version == 0) {
             return vimg_error_set(errp, -EINVAL, "Unknown compatibility "
                                   "level %s", compat);
         }

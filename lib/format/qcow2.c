@@ -378,6 +378,18 @@ qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
 
 /* ---- header writing ------------------------------------------------------ */
 
+int
+qcow2_compat_version(const char *compat)
+{
+    if (strcmp(compat, "0.10") == 0 || strcmp(compat, "v2") == 0) {
+        return 2;
+    }
+    if (strcmp(compat, "1.1") == 0 || strcmp(compat, "v3") == 0) {
+        return 3;
+    }
+    return 0;
+}
+
 size_t
 qcow2_feature_table(uint8_t *buf, size_t len)
 {
@@ -749,20 +761,8 @@ qcow2_read_backing(struct vimg_image *img, void *buf, size_t len,
                    uint64_t off, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
-    uint64_t bsize = s->backing ? vimg_image_size(s->backing) : 0;
-    size_t n = 0;
-    int r;
 
-    if (off < bsize) {
-        n = (size_t)MIN((uint64_t)len, bsize - off);
-        r = vimg_image_pread(s->backing, buf, n, off, errp);
-        if (r < 0) {
-            vimg_error_prefix(errp, "Could not read backing file");
-            return r;
-        }
-    }
-    memset((uint8_t *)buf + n, 0, len - n);
-    return 0;
+    return vimg_backing_pread(s->backing, buf, len, off, errp);
 }
 
 static struct vimg_image *
@@ -1311,11 +1311,8 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
     }
     v = vimg_opts_take(opts, "compat");
     if (v) {
-        if (strcmp(v, "0.10") == 0 || strcmp(v, "v2") == 0) {
-            p->version = 2;
-        } else if (strcmp(v, "1.1") == 0 || strcmp(v, "v3") == 0) {
-            p->version = 3;
-        } else {
+        p->version = qcow2_compat_version(v);
+        if (p->version == 0) {
             return vimg_error_set(errp, -EINVAL, "Parameter 'version' does "
                                   "not accept value '%s'", v);
         }

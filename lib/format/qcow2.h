@@ -215,6 +215,9 @@ int qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
  */
 size_t qcow2_feature_table(uint8_t *buf, size_t len);
 
+/** qcow2_compat_version - 2 for "0.10"/"v2", 3 for "1.1"/"v3", else 0. */
+int qcow2_compat_version(const char *compat);
+
 /** qcow2_sync - fdatasync the image file. */
 int qcow2_sync(struct vimg_image *img, struct vimg_error **errp);
 
