@@ -116,6 +116,10 @@ struct vimg_image;
 /* Open flags. */
 #define VIMG_OPEN_RDWR   0x1  /* open read-write (default read-only) */
 #define VIMG_OPEN_NO_IO  0x2  /* metadata only: no key needed, no data I/O  */
+#define VIMG_OPEN_CHECK  0x4  /* for vimg_check(): a dirty or corrupt-flagged
+                                 qcow2 image opens read-write as it is (other
+                                 read-write opens repair a dirty image first
+                                 and refuse a corrupt one, as qemu does) */
 
 /* Block status bits (vimg_image_block_status). */
 #define VIMG_BLOCK_DATA       0x1  /* allocated in this layer, holds data    */

@@ -110,6 +110,31 @@ int64_t file_allocated(int fd);
 /** file_punch_zero - make a byte range of a file read as zeroes. */
 int file_punch_zero(int fd, uint64_t off, uint64_t len, bool may_unmap);
 
+/* ---- backing files (lib/format/image.c) --------------------------------- */
+
+/**
+ * vimg_backing_path - "dir/img" + "base" -> "dir/base" (qemu's
+ * path_combine): absolute names and images without a directory keep the
+ * name as it is.  malloc'd, NULL when out of memory.
+ */
+char *vimg_backing_path(const char *image, const char *backing);
+/**
+ * vimg_backing_open - open @path (format @fmt, NULL: probe) as a backing
+ * image with the "backing." options of @opts (prefix removed; they are
+ * taken from @opts either way; backing.driver overrides @fmt).  Nesting is
+ * capped (-ELOOP "Backing chain too deep").
+ */
+int vimg_backing_open(const char *path, const char *fmt,
+                      struct vimg_opts *opts, struct vimg_secrets *secrets,
+                      unsigned flags, struct vimg_image **out,
+                      struct vimg_error **errp);
+/**
+ * vimg_backing_pread - read [@off, @off + @len) of @backing (may be NULL):
+ * zeroes without one and past its end.
+ */
+int vimg_backing_pread(struct vimg_image *backing, void *buf, size_t len,
+                       uint64_t off, struct vimg_error **errp);
+
 /* ---- images and formats -------------------------------------------------- */
 
 struct vimg_format_ops;

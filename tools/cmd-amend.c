@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * "vimg amend": change image options like qemu-img 7.2 amend.  What vimg
- * can amend is LUKS key slots: on raw luks images with the options state,
- * new-secret, old-secret, keyslot, iter-time (and vimg's iter-count), on
- * qcow2 with the same names prefixed "encrypt.".  The image is opened
+ * "vimg amend": change image options like qemu-img 7.2 amend: LUKS key
+ * slots on raw luks images with the options state, new-secret, old-secret,
+ * keyslot, iter-time (and vimg's iter-count), on qcow2 with the same names
+ * prefixed "encrypt."; on qcow2 also compat, lazy_refcounts and size
+ * (lib/format/qcow2-amend.c).  The image is opened
  * read-write with its key (key-secret / encrypt.key-secret through
  * --image-opts), exactly as qemu-img needs it, then the options go to
  * vimg_image_amend().  Nothing is printed on success; refusals use
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "options.h"
 #include "progress.h"
 
@@ -24,7 +26,8 @@ static const char amend_help[] =
     "Change options of an existing image.  For LUKS encryption (raw luks,\n"
     "or qcow2 with the \"encrypt.\" prefix) these manage key slots: add a\n"
     "passphrase, or erase slots by keyslot and/or old-secret (LUKS1 slots\n"
-    "0-7; raw LUKS2 keyslots 0-31, never overwritten).\n"
+    "0-7; raw LUKS2 keyslots 0-31, never overwritten).  qcow2 also takes\n"
+    "compat=0.10|1.1, lazy_refcounts=on|off and size=SIZE.\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
@@ -37,7 +40,8 @@ static const char amend_help[] =
     "                           state=active|inactive, new-secret=ID,\n"
     "                           old-secret=ID, keyslot=N, iter-time=MS,\n"
     "                           iter-count=N (vimg: explicit PBKDF2 "
-    "iterations)\n"
+    "iterations);\n"
+    "                           qcow2: compat=, lazy_refcounts=, size=\n"
     "  --force                  allow overwriting an active key slot and "
     "erasing the\n"
     "                           last active one(s): the data becomes "
@@ -71,12 +75,40 @@ static const struct amend_opt_help luks_amend_opts[] = {
       "only)" },
 };
 
+/* qcow2's own amend options, in qemu's (alphabetical) listing; "encrypt."
+ * sorts between data_file_raw and lazy_refcounts. */
+static const struct amend_opt_help qcow2_amend_before[] = {
+    { "backing_file=<str>", "File name of a base image" },
+    { "backing_fmt=<str>", "Image format of the base image" },
+    { "compat=<str>", "Compatibility level (v2 [0.10] or v3 [1.1])" },
+    { "data_file=<str>", "File name of an external data file" },
+    { "data_file_raw=<bool (on/off)>",
+      "The external data file must stay valid as a raw image" },
+};
+static const struct amend_opt_help qcow2_amend_after[] = {
+    { "lazy_refcounts=<bool (on/off)>", "Postpone refcount updates" },
+    { "refcount_bits=<num>", "Width of a reference count entry in bits" },
+    { "size=<size>", "Virtual disk size" },
+};
+
+static void
+print_opts(const struct amend_opt_help *o, size_t n, const char *prefix)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        char left[64];
+
+        snprintf(left, sizeof(left), "%s%s", prefix, o[i].name);
+        printf("  %-22s - %s\n", left, o[i].help);
+    }
+}
+
 /* Print "-o help" for @format; 0, or 1 after an error message. */
 static int
 print_amend_help(const char *format)
 {
     const char *prefix;
-    size_t i;
 
     if (strcmp(format, "luks") == 0) {
         prefix = "";
@@ -91,13 +123,16 @@ print_amend_help(const char *format)
         return 1;
     }
     printf("Amend options for '%s':\n", format);
-    for (i = 0; i < sizeof(luks_amend_opts) / sizeof(luks_amend_opts[0]);
-         i++) {
-        char left[64];
-
-        snprintf(left, sizeof(left), "%s%s", prefix, luks_amend_opts[i].name);
-        printf("  %-22s - %s\n", left, luks_amend_opts[i].help);
+    if (*prefix) {
+        print_opts(qcow2_amend_before, ARRAY_SIZE(qcow2_amend_before), "");
     }
+    /* qemu lists the LUKS options without vimg's iter-count; it ends the
+     * list. */
+    print_opts(luks_amend_opts, ARRAY_SIZE(luks_amend_opts) - 1, prefix);
+    if (*prefix) {
+        print_opts(qcow2_amend_after, ARRAY_SIZE(qcow2_amend_after), "");
+    }
+    print_opts(luks_amend_opts + ARRAY_SIZE(luks_amend_opts) - 1, 1, prefix);
     return 0;
 }
 

@@ -227,7 +227,8 @@ run_check(int argc, char **argv)
         goto out;
     }
     /* Metadata-only unless driver options (a key) were given. */
-    flags = (spec.opts ? 0 : VIMG_OPEN_NO_IO) | (fix ? VIMG_OPEN_RDWR : 0);
+    flags = (spec.opts ? 0 : VIMG_OPEN_NO_IO) | (fix ? VIMG_OPEN_RDWR : 0) |
+            VIMG_OPEN_CHECK;
     if (cli_image_open(&spec, flags, &img) < 0) {
         goto out;
     }

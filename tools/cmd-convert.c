@@ -34,6 +34,9 @@ static const char convert_help[] =
     "(default 4k,\n"
     "                       0 writes everything)\n"
     "  -c                   compress (not supported by raw and luks)\n"
+    "  -B BACKING_FILE      give the new target this backing file "
+    "(qcow2, qcow)\n"
+    "  -F BACKING_FMT       its format (required with -B)\n"
     "  -l SNAPSHOT_PARAM    convert a qcow2 snapshot: an id or name, or\n"
     "                       'snapshot.id=ID,snapshot.name=NAME'\n"
     "  -p                   show progress\n"
@@ -236,6 +239,7 @@ run_convert(int argc, char **argv)
     struct vimg_copy_params params = {0};
     struct cli_progress prog = {0};
     const char *fmt = NULL, *out_fmt = NULL, *out_name;
+    const char *out_base = NULL, *out_base_fmt = NULL;
     const struct vimg_opt_desc *desc;
     char *optstr = NULL, **objects = NULL;
     size_t n_objects = 0, n_src = 0, i, n;
@@ -304,10 +308,11 @@ run_convert(int argc, char **argv)
             break;
         }
         case 'B':
+            out_base = optarg;
+            break;
         case 'F':
-            cli_error(
-                "Backing files are not supported by this version of " CLI_NAME);
-            goto out;
+            out_base_fmt = optarg;
+            break;
         case 'l':
             if (parse_snapshot_param(optarg, &snap) < 0) {
                 goto out;
@@ -383,7 +388,8 @@ run_convert(int argc, char **argv)
         cli_error("Unknown file format '%s'", out_fmt);
         goto out;
     }
-    if (compress && strcmp(out_fmt, "qcow2") != 0) {
+    if (compress && strcmp(out_fmt, "qcow2") != 0 &&
+        strcmp(out_fmt, "qcow") != 0) {
         cli_error("Compression not supported for this file format");
         goto out;
     }
@@ -417,6 +423,33 @@ run_convert(int argc, char **argv)
         r = vimg_opts_parse(copts, optstr, NULL, &err);
         if (r < 0) {
             cli_error_vimg(err, r, NULL);
+            goto out;
+        }
+    }
+    if (out_base && n_src > 1) {
+        cli_error("Having a backing file for the target makes no sense when "
+                  "concatenating multiple input images");
+        goto out;
+    }
+    if (!no_create && (out_base || out_base_fmt)) {
+        /* -B/-F: the target's backing file (the copy writes everything,
+         * zeroes included, so the result reads as the source). */
+        if (out_base &&
+            !cli_find_opt_desc(vimg_format_create_opts(out_fmt),
+                               "backing_file")) {
+            cli_error("Backing file not supported for file format '%s'",
+                      out_fmt);
+            goto out;
+        }
+        if (out_base && !out_base_fmt &&
+            !vimg_opts_get(copts, "backing_fmt")) {
+            cli_error("Use of backing file requires explicit backing format");
+            goto out;
+        }
+        if ((out_base && vimg_opts_set(copts, "backing_file", out_base) < 0) ||
+            (out_base_fmt &&
+             vimg_opts_set(copts, "backing_fmt", out_base_fmt) < 0)) {
+            cli_error("%s", strerror(ENOMEM));
             goto out;
         }
     }

@@ -19,6 +19,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -150,7 +151,8 @@ vimg_image_open(const char *filename, const char *format,
     if (!filename) {
         return vimg_error_set(errp, -EINVAL, "No filename given");
     }
-    if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO)) {
+    if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO |
+                            VIMG_OPEN_CHECK)) {
         return vimg_error_set(errp, -EINVAL, "Unknown open flags 0x%x", flags);
     }
     if (format) {
@@ -854,4 +856,94 @@ vimg_image_pwrite_compressed(struct vimg_image *img, const void *buf,
     }
     r = img->ops->pwrite_compressed(img, buf, len, offset, errp);
     return r < 0 ? ensure_error(errp, r, "Writing compressed data") : 0;
+}
+
+/* ---- backing files (shared by qcow2 and qcow) ---------------------------- */
+
+/*
+ * "dir/img" + "base" -> "dir/base" (qemu's path_combine, used for
+ * full-backing-filename and for opening): absolute names and names of
+ * images without a directory stay as they are.
+ */
+char *
+vimg_backing_path(const char *image, const char *backing)
+{
+    const char *slash = strrchr(image, '/');
+    char *out;
+
+    if (backing[0] == '/' || !slash) {
+        return strdup(backing);
+    }
+    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* Nesting depth of backing opens on this thread (a loop guard). */
+static _Thread_local unsigned backing_depth;
+#define VIMG_MAX_BACKING_DEPTH 64
+
+/*
+ * Open @path as a backing image with the "backing." options of @opts (the
+ * prefix removed; they are taken from @opts either way).
+ */
+int
+vimg_backing_open(const char *path, const char *fmt, struct vimg_opts *opts,
+                  struct vimg_secrets *secrets, unsigned flags,
+                  struct vimg_image **out, struct vimg_error **errp)
+{
+    struct vimg_opts *sub = vimg_opts_new();
+    size_t i, n = opts ? vimg_opts_count(opts) : 0;
+    const char *drv = NULL;
+    int r;
+
+    *out = NULL;
+    if (!sub) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        const char *k = vimg_opts_key(opts, i);
+
+        if (strncmp(k, "backing.", 8) != 0) {
+            continue;
+        }
+        vimg_opts_take(opts, k);
+        if (strcmp(k + 8, "driver") == 0) {
+            drv = vimg_opts_value(opts, i);
+        } else if (vimg_opts_set(sub, k + 8, vimg_opts_value(opts, i)) < 0) {
+            vimg_opts_free(sub);
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    if (backing_depth >= VIMG_MAX_BACKING_DEPTH) {
+        vimg_opts_free(sub);
+        return vimg_error_set(errp, -ELOOP, "Backing chain too deep");
+    }
+    backing_depth++;
+    r = vimg_image_open(path, drv ? drv : fmt, sub, secrets, flags, out,
+                        errp);
+    backing_depth--;
+    vimg_opts_free(sub);
+    return r;
+}
+
+int
+vimg_backing_pread(struct vimg_image *backing, void *buf, size_t len,
+                   uint64_t off, struct vimg_error **errp)
+{
+    uint64_t bsize = backing ? backing->size : 0;
+    size_t n = 0;
+    int r;
+
+    if (off < bsize) {
+        n = (size_t)MIN((uint64_t)len, bsize - off);
+        r = vimg_image_pread(backing, buf, n, off, errp);
+        if (r < 0) {
+            vimg_error_prefix(errp, "Could not read backing file");
+            return r;
+        }
+    }
+    memset((uint8_t *)buf + n, 0, len - n);
+    return 0;
 }

@@ -19,10 +19,22 @@
  * encrypted zeroes (an unencrypted hole would decrypt to garbage).  There
  * is no password check: a wrong key reads garbage, exactly like qemu.
  *
- * Deliberate limits: backing files are not supported (images that name
- * one can be opened for metadata only, e.g. info), creation never writes
- * compressed clusters, and resize is refused as qemu refuses it ("Image
- * format driver does not support resize": no truncate callback).
+ * Backing files: the name follows the header (no format is stored, so the
+ * backing image is probed, as qemu does); unallocated clusters read from
+ * it (zeroes past its end), a partly written new cluster is filled from it
+ * first, and zeroing writes zeroes.  Images created with a backing file
+ * use 512-byte clusters and 4096-entry L2 tables, as qemu-img makes them.
+ *
+ * Compressed writes (convert -c) deflate each whole cluster (raw deflate,
+ * window 12, as qemu) and append it at the end of the file rounded up to
+ * a sector (qemu sees the length in whole sectors); a
+ * cluster that does not shrink, or one already allocated, is written
+ * plainly.  Encrypted images refuse compression: qcow stores compressed
+ * clusters unencrypted.
+ *
+ * Deliberate limits: resize is refused as qemu refuses it ("Image format
+ * driver does not support resize": no truncate callback); no commit or
+ * rebase (no make_empty/set_backing).
  *
  * Write ordering: a new L2 table is written (zeroed) before the L1 entry
  * that points to it; data is written before the L2 entries that point to
@@ -69,6 +81,9 @@
 /* Creation geometry (qemu-img create without a backing file). */
 #define QCOW_CREATE_CLUSTER_BITS 12
 #define QCOW_CREATE_L2_BITS      9
+/* ... and with one (small clusters: less copying from the backing file). */
+#define QCOW_BACKED_CLUSTER_BITS 9
+#define QCOW_BACKED_L2_BITS      12
 
 struct qcow_header {
     uint32_t version;
@@ -100,7 +115,8 @@ struct qcow_state {
     uint64_t l2_clock;
     uint64_t file_end;          /* next allocation, before rounding up */
     struct qcowaes *aes;        /* NULL if plain or opened without a key */
-    char *backing;              /* backing file name (metadata-only opens) */
+    char *backing;              /* backing file name, or NULL */
+    struct vimg_image *backing_img; /* the open backing image, or NULL */
     uint8_t *bounce;            /* QCOW_RUN_MAX bytes, on demand */
     uint8_t *zbuf;              /* compressed input, cluster_size bytes */
     uint8_t *cluster_cache;     /* last decompressed cluster */
@@ -618,6 +634,9 @@ qcow_close(struct vimg_image *img)
     qcowaes_free(s->aes);
     free(s->l1);
     free(s->backing);
+    if (s->backing_img) {
+        vimg_image_close(s->backing_img, NULL);
+    }
     free(s->bounce);
     free(s->zbuf);
     free(s->cluster_cache);
@@ -744,11 +763,23 @@ qcow_open(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         goto fail;
     }
-    if (s->backing && !no_io) {
-        r = vimg_error_set(errp, -ENOTSUP, "Backing files are not supported "
-                           "yet (image '%s' has backing file '%s')",
-                           img->filename, s->backing);
-        goto fail;
+    if (s->backing) {
+        /* Read-only; metadata only when the overlay is, and then a missing
+         * backing file is no error (info still works). */
+        struct vimg_error *err = NULL;
+        char *path = vimg_backing_path(img->filename, s->backing);
+
+        r = path ? vimg_backing_open(path, NULL, opts, secrets,
+                                     no_io ? VIMG_OPEN_NO_IO : 0,
+                                     &s->backing_img, no_io ? &err : errp)
+                 : vimg_error_set(errp, -ENOMEM, "Out of memory");
+        free(path);
+        vimg_error_free(err);
+        if (r < 0 && !no_io) {
+            vimg_error_prefix(errp, "Could not open backing file");
+            goto fail;
+        }
+        r = 0;
     }
 
     if (img->encrypted && !no_io) {
@@ -906,13 +937,38 @@ qcow_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
             }
             memcpy(p, s->cluster_cache + in, n);
         } else {
-            memset(p, 0, n);
+            r = vimg_backing_pread(s->backing_img, p, n, off, errp);
+            if (r < 0) {
+                return r;
+            }
         }
         p += n;
         off += n;
         len -= n;
     }
     return 0;
+}
+
+/*
+ * Put @n bytes of @src (zeroes if NULL) at @in of the cluster image @full,
+ * then write all of it to a new cluster (*@host) for guest @cstart.
+ */
+static int
+write_merged(struct vimg_image *img, uint8_t *full, const uint8_t *src,
+             uint64_t in, size_t n, uint64_t cstart, uint64_t *host,
+             struct vimg_error **errp)
+{
+    struct qcow_state *s = img->priv;
+    int r;
+
+    if (src) {
+        memcpy(full + in, src, n);
+    } else {
+        memset(full + in, 0, n);
+    }
+    r = alloc_space(img, s->cluster_size, host, errp);
+    return r < 0 ? r : write_data(img, full, s->cluster_size, *host, cstart,
+                                  errp);
 }
 
 /*
@@ -956,14 +1012,22 @@ write_piece(struct vimg_image *img, const uint8_t *src, size_t n,
             return vimg_error_set(errp, -ENOMEM, "Out of memory");
         }
         memcpy(full, s->cluster_cache, cs);
-        if (src) {
-            memcpy(full + in, src, n);
-        } else {
-            memset(full + in, 0, n);
+        r = write_merged(img, full, src, in, n, cstart, &host, errp);
+        free(full);
+        if (r < 0) {
+            return r;
         }
-        r = alloc_space(img, cs, &host, errp);
+    } else if (n < cs && s->backing_img) {
+        /* Copy-on-write: the rest of the cluster comes from the backing
+         * image. */
+        uint8_t *full = malloc(cs);
+
+        if (!full) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        r = vimg_backing_pread(s->backing_img, full, cs, cstart, errp);
         if (r == 0) {
-            r = write_data(img, full, cs, host, cstart, errp);
+            r = write_merged(img, full, src, in, n, cstart, &host, errp);
         }
         free(full);
         if (r < 0) {
@@ -1118,7 +1182,8 @@ qcow_pwrite(struct vimg_image *img, const void *buf, size_t len, uint64_t off,
     return do_write(img, buf, len, off, errp);
 }
 
-/* Zeroing: unallocated clusters already read as zero (no backing files). */
+/* Zeroing: unallocated clusters already read as zero without a backing
+ * file; with one, zeroes are written. */
 static int
 qcow_zero(struct vimg_image *img, uint64_t off, uint64_t len, unsigned flags,
           struct vimg_error **errp)
@@ -1135,7 +1200,7 @@ qcow_zero(struct vimg_image *img, uint64_t off, uint64_t len, unsigned flags,
         if (r < 0) {
             return r;
         }
-        if (e != 0) {
+        if (e != 0 || s->backing_img) {
             r = do_write(img, NULL, n, off, errp);
             if (r < 0) {
                 return r;
@@ -1184,11 +1249,14 @@ qcow_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
         }
         switch (entry_kind(e)) {
         case QCOW_UNALLOCATED:
-            cur = VIMG_BLOCK_ZERO;
-#ifdef VIMG_BLOCK_UNALLOCATED
-            /* qemu map: "present": false (not allocated in this layer). */
-            cur |= VIMG_BLOCK_UNALLOCATED;
-#endif
+            /* qemu map: "present": false (not allocated in this layer);
+             * zero unless a backing image may hold data there (the
+             * chain walk in map/convert asks the backing image). */
+            cur = VIMG_BLOCK_UNALLOCATED;
+            if (!s->backing_img ||
+                goff >= vimg_image_size(s->backing_img)) {
+                cur |= VIMG_BLOCK_ZERO;
+            }
             break;
         case QCOW_COMPRESSED_CLUSTER:
             cur = VIMG_BLOCK_DATA;
@@ -1216,22 +1284,6 @@ qcow_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
     return 0;
 }
 
-/* "dir/img" + "base" -> "dir/base", as qemu's full-backing-filename. */
-static char *
-full_backing_name(const char *image, const char *backing)
-{
-    const char *slash = strrchr(image, '/');
-    char *out;
-
-    if (backing[0] == '/' || !slash) {
-        return strdup(backing);
-    }
-    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
-        return NULL;
-    }
-    return out;
-}
-
 static int
 qcow_info(struct vimg_image *img, struct json_object *info,
           struct vimg_error **errp)
@@ -1245,7 +1297,7 @@ qcow_info(struct vimg_image *img, struct json_object *info,
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     if (s->backing) {
-        char *full = full_backing_name(img->filename, s->backing);
+        char *full = vimg_backing_path(img->filename, s->backing);
 
         v = full ? json_object_new_string(full) : NULL;
         free(full);
@@ -1261,6 +1313,112 @@ qcow_info(struct vimg_image *img, struct json_object *info,
         }
     }
     return 0;
+}
+
+/* ---- compressed writes ---------------------------------------------------- */
+
+/* Raw deflate of one cluster as qemu's qcow driver makes it; 0 and the
+ * length, or 1 when the cluster does not shrink. */
+static int
+deflate_cluster(const uint8_t *in, size_t len, uint8_t *out, size_t *olen)
+{
+    z_stream zs;
+    int zr;
+
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -ENOMEM;
+    }
+    zs.next_in = (uint8_t *)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)len;
+    zr = deflate(&zs, Z_FINISH);
+    *olen = len - zs.avail_out;
+    deflateEnd(&zs);
+    return zr == Z_STREAM_END && *olen < len ? 0 : 1;
+}
+
+static int
+qcow_pwrite_compressed(struct vimg_image *img, const void *buf, size_t len,
+                       uint64_t off, struct vimg_error **errp)
+{
+    struct qcow_state *s = img->priv;
+    size_t cs = s->cluster_size, clen;
+    const uint8_t *src = buf;
+    uint8_t *in = NULL, *out = NULL;
+    int r = 0;
+
+    if (s->aes) {
+        return vimg_error_set(errp, -ENOTSUP, "Compression is not supported "
+                              "for encrypted qcow images (the clusters "
+                              "would be stored unencrypted)");
+    }
+    in = malloc(cs);
+    out = malloc(cs);
+    if (!in || !out) {
+        r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+        goto out;
+    }
+    while (r == 0 && len > 0) {
+        size_t n = MIN(len, cs);
+        struct qcow_l2 *t;
+        uint32_t idx;
+        uint64_t host;
+
+        memcpy(in, src, n);
+        memset(in + n, 0, cs - n);
+        r = map_l2(img, off, true, &t, &idx, errp);
+        if (r < 0) {
+            break;
+        }
+        if (t->entries[idx] != 0) {
+            /* Already allocated: overwrite in place. */
+            r = do_write(img, in, n, off, errp);
+        } else {
+            r = deflate_cluster(in, cs, out, &clen);
+            if (r < 0) {
+                r = vimg_error_set(errp, r, "Could not initialise zlib");
+            } else if (r == 1) {
+                r = do_write(img, in, n, off, errp);
+            } else {
+                /* qemu sees the file length in whole sectors. */
+                host = ROUND_UP(s->file_end, (uint64_t)QCOW_SECTOR);
+                if (!file_range_ok(host, clen) ||
+                    host >= (UINT64_C(1) << (63 - s->hdr.cluster_bits))) {
+                    r = vimg_error_set(errp, -EFBIG, "Image file is too "
+                                       "large");
+                    break;
+                }
+                r = full_pwrite(img->fd, out, clen, host);
+                if (r < 0) {
+                    r = io_error(errp, r, "write compressed data", host);
+                    break;
+                }
+                s->file_end = host + clen;
+                l2_set(t, idx, host | QCOW_COMPRESSED |
+                       ((uint64_t)clen << (63 - s->hdr.cluster_bits)));
+                r = l2_flush_all(img, errp);
+            }
+        }
+        src += n;
+        off += n;
+        len -= n;
+    }
+
+out:
+    free(in);
+    free(out);
+    return r;
+}
+
+static struct vimg_image *
+qcow_backing(struct vimg_image *img)
+{
+    struct qcow_state *s = img->priv;
+
+    return s->backing_img;
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -1312,10 +1470,11 @@ qcow_create(int fd, const char *filename, uint64_t size,
     fmt = vimg_opts_take(opts, "encrypt.format");
     key_id = vimg_opts_take(opts, "encrypt.key-secret");
 
-    /* Before the size: qemu-img takes the size from the backing file. */
-    if (backing) {
-        return vimg_error_set(errp, -ENOTSUP, "Backing files are not "
-                              "supported yet");
+    if (backing && !*backing) {
+        backing = NULL;
+    }
+    if (backing && strlen(backing) > QCOW_MAX_BACKING_NAME) {
+        return vimg_error_set(errp, -EINVAL, "Backing file name too long");
     }
     if (size == 0) {
         return vimg_error_set(errp, -EINVAL, "Image size is too small, "
@@ -1344,7 +1503,11 @@ qcow_create(int fd, const char *filename, uint64_t size,
                               "'%s'", backing_fmt);
     }
 
-    shift = QCOW_CREATE_CLUSTER_BITS + QCOW_CREATE_L2_BITS;
+    memset(&h, 0, sizeof(h));
+    h.cluster_bits = backing ? QCOW_BACKED_CLUSTER_BITS
+                             : QCOW_CREATE_CLUSTER_BITS;
+    h.l2_bits = backing ? QCOW_BACKED_L2_BITS : QCOW_CREATE_L2_BITS;
+    shift = (unsigned)h.cluster_bits + h.l2_bits;
     if (size > UINT64_MAX - (UINT64_C(1) << shift)) {
         return vimg_error_set(errp, -EINVAL, "Image too large");
     }
@@ -1362,15 +1525,22 @@ qcow_create(int fd, const char *filename, uint64_t size,
         }
     }
 
-    memset(&h, 0, sizeof(h));
     h.version = QCOW_VERSION;
     h.size = size;
-    h.cluster_bits = QCOW_CREATE_CLUSTER_BITS;
-    h.l2_bits = QCOW_CREATE_L2_BITS;
     h.crypt_method = fmt ? QCOW_CRYPT_AES : QCOW_CRYPT_NONE;
-    h.l1_table_offset = QCOW_HEADER_SIZE;   /* round_up(48, 8) */
+    /* Header, backing file name, L1 table at the next multiple of 8. */
+    h.l1_table_offset = QCOW_HEADER_SIZE;
+    if (backing) {
+        h.backing_file_offset = QCOW_HEADER_SIZE;
+        h.backing_file_size = (uint32_t)strlen(backing);
+        h.l1_table_offset = ROUND_UP(QCOW_HEADER_SIZE + h.backing_file_size,
+                                     8);
+    }
     header_encode(&h, hdrbuf);
     r = full_pwrite(fd, hdrbuf, sizeof(hdrbuf), 0);
+    if (r == 0 && backing) {
+        r = full_pwrite(fd, backing, h.backing_file_size, QCOW_HEADER_SIZE);
+    }
     if (r < 0) {
         return vimg_error_errno(errp, r, "Could not write the qcow header");
     }
@@ -1425,4 +1595,6 @@ const struct vimg_format_ops vimg_format_qcow = {
     .flush = qcow_flush,
     .block_status = qcow_block_status,
     .info = qcow_info,
+    .backing = qcow_backing,
+    .pwrite_compressed = qcow_pwrite_compressed,
 };

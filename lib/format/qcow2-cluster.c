@@ -1384,12 +1384,20 @@ release_entry(struct qcow2_state *s, uint64_t desc, struct vimg_error **errp)
 int
 qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp)
 {
+    return qcow2_release_from(img, 0, errp);
+}
+
+int
+qcow2_release_from(struct vimg_image *img, uint64_t from,
+                   struct vimg_error **errp)
+{
     struct qcow2_state *s = img->priv;
     uint64_t entries = 1ULL << s->l2_bits, j;
+    uint64_t first = from >> s->cluster_bits;
     uint32_t i;
     int r;
 
-    for (i = 0; i < s->l1_size; i++) {
+    for (i = (uint32_t)(first >> s->l2_bits); i < s->l1_size; i++) {
         uint64_t l2off = s->l1[i] & QCOW2_OFFSET_MASK;
         struct qcow2_table *t;
 
@@ -1411,7 +1419,8 @@ qcow2_make_empty(struct vimg_image *img, struct vimg_error **errp)
         if (r < 0) {
             return r;
         }
-        for (j = 0; j < entries; j++) {
+        j = i == first >> s->l2_bits ? first & (entries - 1) : 0;
+        for (; j < entries; j++) {
             uint64_t desc, bm;
 
             l2_get(s, t, j, &desc, &bm);

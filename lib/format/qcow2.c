@@ -15,9 +15,7 @@
  * the image is opened and grown to its size, which puts the L1 table at
  * cluster 3; LUKS encryption is set up last (region at cluster 4).
  *
- * Not supported yet (clear errors): external data files,
- * writes to clusters shared with internal snapshots (see qcow2-snapshot.c),
- * preallocation other than "off", shrinking.
+ * Not supported yet (clear errors): external data files.
  */
 #include "config.h"
 
@@ -387,13 +385,44 @@ qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
 
 /* ---- header writing ------------------------------------------------------ */
 
+int
+qcow2_compat_version(const char *compat)
+{
+    if (strcmp(compat, "0.10") == 0 || strcmp(compat, "v2") == 0) {
+        return 2;
+    }
+    if (strcmp(compat, "1.1") == 0 || strcmp(compat, "v3") == 0) {
+        return 3;
+    }
+    return 0;
+}
+
+size_t
+qcow2_feature_table(uint8_t *buf, size_t len)
+{
+    size_t tlen = ARRAY_SIZE(feature_names) * FEATURE_ENTRY_LEN, i;
+
+    if (!buf || len < tlen) {
+        return tlen;
+    }
+    memset(buf, 0, tlen);
+    for (i = 0; i < ARRAY_SIZE(feature_names); i++) {
+        uint8_t *e = buf + i * FEATURE_ENTRY_LEN;
+
+        e[0] = feature_names[i].type;
+        e[1] = feature_names[i].bit;
+        memcpy(e + 2, feature_names[i].name, strlen(feature_names[i].name));
+    }
+    return tlen;
+}
+
 /* Cluster 0 from the state: fields, then extensions in qemu's order. */
 static int
 build_header(const struct qcow2_state *s, uint8_t *buf,
              struct vimg_error **errp)
 {
     const struct qcow2_header *h = &s->hdr;
-    size_t off, i;
+    size_t off;
 
     memset(buf, 0, s->cluster_size);
     st_be32(buf, QCOW2_MAGIC);
@@ -432,7 +461,7 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
         off += 24;
     }
     if (h->version >= 3 && s->cluster_size > 4096) {
-        size_t tlen = ARRAY_SIZE(feature_names) * FEATURE_ENTRY_LEN;
+        size_t tlen = qcow2_feature_table(NULL, 0);
 
         if (off + 8 + tlen + 8 > s->cluster_size) {
             return vimg_error_set(errp, -EINVAL, "Header extensions too large");
@@ -440,14 +469,7 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
         st_be32(buf + off, QCOW2_EXT_FEATURES);
         st_be32(buf + off + 4, (uint32_t)tlen);
         off += 8;
-        for (i = 0; i < ARRAY_SIZE(feature_names); i++) {
-            uint8_t *e = buf + off + i * FEATURE_ENTRY_LEN;
-
-            e[0] = feature_names[i].type;
-            e[1] = feature_names[i].bit;
-            memcpy(e + 2, feature_names[i].name,
-                   strlen(feature_names[i].name));
-        }
+        qcow2_feature_table(buf + off, tlen);
         off += tlen;
     }
     if (off + 8 > s->cluster_size) {
@@ -630,6 +652,7 @@ qcow2_close(struct vimg_image *img)
     if (!s) {
         return;
     }
+    qcow2_bitmaps_close(img);
     qcow2_crypt_close(s);
     vimg_image_close(s->backing, NULL);
     s->backing = NULL;
@@ -703,74 +726,6 @@ read_backing_name(struct qcow2_state *s, const uint8_t *buf, size_t len,
 }
 
 /*
- * "dir/img" + "base" -> "dir/base" (qemu's path_combine, used for
- * full-backing-filename and for opening): absolute names and names of
- * images without a directory stay as they are.
- */
-static char *
-combine_path(const char *image, const char *backing)
-{
-    const char *slash = strrchr(image, '/');
-    char *out;
-
-    if (backing[0] == '/' || !slash) {
-        return strdup(backing);
-    }
-    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
-        return NULL;
-    }
-    return out;
-}
-
-/* Nesting depth of backing opens on this thread (a loop guard). */
-static _Thread_local unsigned backing_depth;
-#define QCOW2_MAX_BACKING_DEPTH 64
-
-/*
- * Open @path as a backing image with the "backing." options of @opts (the
- * prefix removed; they are taken from @opts either way).
- */
-static int
-open_backing_file(const char *path, const char *fmt, struct vimg_opts *opts,
-                  struct vimg_secrets *secrets, unsigned flags,
-                  struct vimg_image **out, struct vimg_error **errp)
-{
-    struct vimg_opts *sub = vimg_opts_new();
-    size_t i, n = opts ? vimg_opts_count(opts) : 0;
-    const char *drv = NULL;
-    int r;
-
-    *out = NULL;
-    if (!sub) {
-        return vimg_error_set(errp, -ENOMEM, "Out of memory");
-    }
-    for (i = 0; i < n; i++) {
-        const char *k = vimg_opts_key(opts, i);
-
-        if (strncmp(k, "backing.", 8) != 0) {
-            continue;
-        }
-        vimg_opts_take(opts, k);
-        if (strcmp(k + 8, "driver") == 0) {
-            drv = vimg_opts_value(opts, i);
-        } else if (vimg_opts_set(sub, k + 8, vimg_opts_value(opts, i)) < 0) {
-            vimg_opts_free(sub);
-            return vimg_error_set(errp, -ENOMEM, "Out of memory");
-        }
-    }
-    if (backing_depth >= QCOW2_MAX_BACKING_DEPTH) {
-        vimg_opts_free(sub);
-        return vimg_error_set(errp, -ELOOP, "Backing chain too deep");
-    }
-    backing_depth++;
-    r = vimg_image_open(path, drv ? drv : fmt, sub, secrets, flags, out,
-                        errp);
-    backing_depth--;
-    vimg_opts_free(sub);
-    return r;
-}
-
-/*
  * Open the backing chain: read-only, metadata-only when the overlay is.
  * A metadata-only open tolerates a backing file that cannot be opened
  * (qemu-img info shows the image all the same).
@@ -789,11 +744,11 @@ open_backing(struct vimg_image *img, struct vimg_opts *opts,
         /* Options for a backing image that does not exist are unused. */
         return 0;
     }
-    path = combine_path(img->filename, s->backing_name);
+    path = vimg_backing_path(img->filename, s->backing_name);
     if (!path) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
-    r = open_backing_file(path, s->backing_fmt, opts, secrets,
+    r = vimg_backing_open(path, s->backing_fmt, opts, secrets,
                           no_io ? VIMG_OPEN_NO_IO : 0, &s->backing,
                           no_io ? &err : errp);
     free(path);
@@ -813,20 +768,8 @@ qcow2_read_backing(struct vimg_image *img, void *buf, size_t len,
                    uint64_t off, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
-    uint64_t bsize = s->backing ? vimg_image_size(s->backing) : 0;
-    size_t n = 0;
-    int r;
 
-    if (off < bsize) {
-        n = (size_t)MIN((uint64_t)len, bsize - off);
-        r = vimg_image_pread(s->backing, buf, n, off, errp);
-        if (r < 0) {
-            vimg_error_prefix(errp, "Could not read backing file");
-            return r;
-        }
-    }
-    memset((uint8_t *)buf + n, 0, len - n);
-    return 0;
+    return vimg_backing_pread(s->backing, buf, len, off, errp);
 }
 
 static struct vimg_image *
@@ -835,6 +778,34 @@ qcow2_backing(struct vimg_image *img)
     struct qcow2_state *s = img->priv;
 
     return s ? s->backing : NULL;
+}
+
+/*
+ * A dirty image (lazy refcounts, not closed cleanly) opened read-write:
+ * repair its refcounts silently first, as qemu does; the check clears the
+ * dirty bit once the image is consistent.
+ */
+static int
+repair_dirty(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct vimg_check_result res;
+    int r;
+
+    memset(&res, 0, sizeof(res));
+    r = qcow2_check(img, VIMG_CHECK_FIX_ERRORS | VIMG_CHECK_FIX_LEAKS, &res,
+                    NULL, NULL, errp);
+    if (r < 0) {
+        vimg_error_prefix(errp, "Could not repair dirty image");
+        return r;
+    }
+    if (res.corruptions || res.check_errors ||
+        (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        return vimg_error_set(errp, -EIO, "Could not repair dirty image: "
+                              "%" PRIu64 " corruptions left; run 'vimg "
+                              "check -r all'", (uint64_t)res.corruptions);
+    }
+    return 0;
 }
 
 static int
@@ -876,7 +847,8 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
             goto fail;
         }
     }
-    r = qcow2_parse_header(s, buf ? buf : head, len, rw, errp);
+    r = qcow2_parse_header(s, buf ? buf : head, len,
+                           rw && !(img->flags & VIMG_OPEN_CHECK), errp);
     if (r == 0 && s->hdr.backing_file_offset != 0) {
         r = read_backing_name(s, buf ? buf : head, len, errp);
     }
@@ -888,12 +860,6 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
         r = vimg_error_set(errp, -ENOTSUP,
                            "External data files are not supported yet");
-        goto fail;
-    }
-    if (rw && (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
-        r = vimg_error_set(errp, -ENOTSUP,
-                           "The image is dirty (lazy refcounts); repair it "
-                           "with 'qemu-img check -r all' before writing");
         goto fail;
     }
     r = load_l1(img, errp);
@@ -918,22 +884,32 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     if (r == 0) {
         r = open_backing(img, opts, secrets, errp);
     }
+    if (r == 0 && rw && !(img->flags & VIMG_OPEN_CHECK) &&
+        (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        r = repair_dirty(img, errp);
+    }
     if (r < 0) {
         goto fail;
     }
     if (rw && s->hdr.version >= 3 && s->hdr.autoclear_features) {
-        /* Autoclear bits (bitmaps, unknown) are no longer valid once an
-         * implementation that does not maintain them writes the image. */
-        uint8_t z[8] = { 0 };
+        /* Autoclear bits vimg does not maintain (unknown ones, bitmaps it
+         * cannot follow) are no longer valid once it writes the image;
+         * followed bitmaps keep theirs (qcow2-bitmap.c). */
+        uint64_t keep = 0;
+        uint8_t be[8];
 
-        r = full_pwrite(img->fd, z, 8, 88);
-        if (r < 0) {
-            r = vimg_error_set(errp, r, "Could not update the qcow2 header: "
-                               "%s", strerror(-r));
-            goto fail;
+        r = qcow2_bitmaps_open(img, &keep, errp);
+        if (r == 0 && keep != s->hdr.autoclear_features) {
+            st_be64(be, keep);
+            r = full_pwrite(img->fd, be, 8, 88);
+            if (r < 0) {
+                r = vimg_error_set(errp, r, "Could not update the qcow2 "
+                                   "header: %s", strerror(-r));
+            } else {
+                s->hdr.autoclear_features = keep;
+                r = qcow2_sync(img, errp);
+            }
         }
-        s->hdr.autoclear_features = 0;
-        r = qcow2_sync(img, errp);
         if (r < 0) {
             goto fail;
         }
@@ -956,7 +932,133 @@ qcow2_flush(struct vimg_image *img, struct vimg_error **errp)
 {
     int r = qcow2_metadata_flush(img, errp);
 
+    if (r == 0) {
+        r = qcow2_bitmaps_flush(img, errp);
+    }
     return r < 0 ? r : qcow2_sync(img, errp);
+}
+
+/* The data-changing ops, noting the ranges for the persistent bitmaps. */
+static int
+qcow2_pwrite_noted(struct vimg_image *img, const void *buf, size_t len,
+                   uint64_t off, struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_pwrite(img, buf, len, off, errp);
+}
+
+static int
+qcow2_zero_noted(struct vimg_image *img, uint64_t off, uint64_t len,
+                 unsigned flags, struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_zero(img, off, len, flags, errp);
+}
+
+static int
+qcow2_pwrite_compressed_noted(struct vimg_image *img, const void *buf,
+                              size_t len, uint64_t off,
+                              struct vimg_error **errp)
+{
+    qcow2_bitmaps_note(img, off, len);
+    return qcow2_pwrite_compressed(img, buf, len, off, errp);
+}
+
+/* Patch the virtual size field of the header. */
+static int
+write_size(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
+{
+    uint8_t buf[8];
+    int r;
+
+    st_be64(buf, size);
+    r = full_pwrite(img->fd, buf, 8, 24);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not update the qcow2 header: "
+                              "%s", strerror(-r));
+    }
+    return qcow2_sync(img, errp);
+}
+
+/*
+ * Shrink as qemu does: the guest clusters from the first cluster boundary
+ * at or after @size are unallocated, L2 tables wholly past the end are
+ * dropped from the L1 table (its size in the header stays), the file is
+ * cut after the last cluster in use, and then the header gets the size.
+ * Every step leaves a consistent image (at worst leaked clusters).
+ */
+static int
+qcow2_shrink(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, size);
+    uint64_t last, *dropped = NULL;
+    int64_t fsize;
+    size_t ndropped = 0, k;
+    uint32_t i;
+    int r;
+
+    r = qcow2_release_from(img, ROUND_UP(size, s->cluster_size), errp);
+    if (r < 0) {
+        return r;
+    }
+    if (need < s->l1_size) {
+        dropped = calloc(s->l1_size - need, sizeof(uint64_t));
+        if (!dropped) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+    }
+    for (i = (uint32_t)need; i < s->l1_size; i++) {
+        uint64_t l2off = s->l1[i] & QCOW2_OFFSET_MASK;
+
+        if (l2off == 0) {
+            continue;
+        }
+        dropped[ndropped++] = l2off;
+        s->l1[i] = 0;
+        for (k = 0; k < QCOW2_L2_CACHE_SIZE; k++) {
+            if (s->l2_cache[k].offset == l2off) {
+                s->l2_cache[k].offset = 0;
+                s->l2_cache[k].dirty = false;
+            }
+        }
+    }
+    if (ndropped > 0) {
+        r = qcow2_write_l1_at(img, s->l1, s->l1_size,
+                              s->hdr.l1_table_offset, errp);
+        if (r == 0) {
+            r = qcow2_sync(img, errp);
+        }
+        for (k = 0; r == 0 && k < ndropped; k++) {
+            r = qcow2_update_refcount(img, dropped[k], s->cluster_size, -1,
+                                      errp);
+        }
+        if (r == 0) {
+            r = qcow2_refcount_flush(img, errp);
+        }
+    }
+    free(dropped);
+    if (r == 0) {
+        r = write_size(img, size, errp);
+    }
+    if (r == 0) {
+        r = qcow2_last_cluster(img, &last, errp);
+    }
+    fsize = file_size(img->fd);
+    if (r == 0 && fsize > 0 && last << s->cluster_bits < (uint64_t)fsize) {
+        r = file_truncate(img->fd, last << s->cluster_bits);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Failed to truncate the image file: "
+                               "%s", strerror(-r));
+        }
+    }
+    s->free_hint = 0;
+    s->cbyte_next = 0;
+    if (r == 0) {
+        s->hdr.size = size;
+        img->size = size;
+    }
+    return r;
 }
 
 static int
@@ -968,9 +1070,19 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     uint8_t buf[24];
     int r;
 
+    if (size % 512) {
+        return vimg_error_set(errp, -EINVAL,
+                              "The new size must be a multiple of 512");
+    }
+    if (s->bitmaps && size != s->hdr.size) {
+        return vimg_error_set(errp, -ENOTSUP, "vimg cannot resize an image "
+                              "with persistent bitmaps (qemu-img can)");
+    }
     if (size < s->hdr.size) {
-        return vimg_error_set(errp, -ENOTSUP,
-                              "qcow2 images cannot be shrunk yet");
+        return shrink ? qcow2_shrink(img, size, errp)
+                      : vimg_error_set(errp, -EINVAL, "Use the --shrink "
+                                       "option to perform a shrink "
+                                       "operation.");
     }
     if (size > INT64_MAX) {
         return vimg_error_set(errp, -EFBIG, "Image size too large");
@@ -1041,13 +1153,7 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
             }
         }
     } else {
-        st_be64(buf, size);
-        r = full_pwrite(img->fd, buf, 8, 24);
-        if (r < 0) {
-            return vimg_error_set(errp, r, "Could not update the qcow2 "
-                                  "header: %s", strerror(-r));
-        }
-        r = qcow2_sync(img, errp);
+        r = write_size(img, size, errp);
         if (r < 0) {
             return r;
         }
@@ -1113,7 +1219,7 @@ qcow2_info(struct vimg_image *img, struct json_object *info,
     json_object_object_add(info, "cluster-size",
                            json_object_new_int64(s->cluster_size));
     if (s->backing_name) {
-        char *full = combine_path(img->filename, s->backing_name);
+        char *full = vimg_backing_path(img->filename, s->backing_name);
 
         json_object_object_add(info, "backing-filename",
                                json_object_new_string(s->backing_name));
@@ -1212,11 +1318,8 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
     }
     v = vimg_opts_take(opts, "compat");
     if (v) {
-        if (strcmp(v, "0.10") == 0 || strcmp(v, "v2") == 0) {
-            p->version = 2;
-        } else if (strcmp(v, "1.1") == 0 || strcmp(v, "v3") == 0) {
-            p->version = 3;
-        } else {
+        p->version = qcow2_compat_version(v);
+        if (p->version == 0) {
             return vimg_error_set(errp, -EINVAL, "Parameter 'version' does "
                                   "not accept value '%s'", v);
         }
@@ -1375,7 +1478,7 @@ check_backing(const char *filename, const struct create_params *p,
     if (p->backing_unsafe) {
         return 0;
     }
-    path = combine_path(filename, p->backing_file);
+    path = vimg_backing_path(filename, p->backing_file);
     if (!path) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
@@ -1685,8 +1788,8 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .create = qcow2_create,
     .create_opts = qcow2_create_opts,
     .pread = qcow2_pread,
-    .pwrite = qcow2_pwrite,
-    .zero = qcow2_zero,
+    .pwrite = qcow2_pwrite_noted,
+    .zero = qcow2_zero_noted,
     .discard = qcow2_discard,
     .flush = qcow2_flush,
     .truncate = qcow2_truncate,
@@ -1697,7 +1800,7 @@ const struct vimg_format_ops vimg_format_qcow2 = {
     .set_backing = qcow2_set_backing,
     .make_empty = qcow2_make_empty,
     .measure = qcow2_measure,
-    .pwrite_compressed = qcow2_pwrite_compressed,
+    .pwrite_compressed = qcow2_pwrite_compressed_noted,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_delete = qcow2_snapshot_delete,

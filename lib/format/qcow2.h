@@ -181,6 +181,7 @@ struct qcow2_state {
                                    encrypted runs */
     size_t wbuf_size;
     bool l2_unsynced;           /* L2 tables written since the last sync */
+    struct qcow2_bitmaps *bitmaps; /* tracked persistent bitmaps, or NULL */
 };
 
 /* ---- small helpers ---- */
@@ -219,6 +220,16 @@ uint64_t qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits,
  */
 int qcow2_parse_header(struct qcow2_state *s, const uint8_t *buf, size_t len,
                        bool rw, struct vimg_error **errp);
+
+/**
+ * qcow2_feature_table - write the feature name table qemu writes (header
+ * extension 0x6803f857, without the extension header) into @buf when @len
+ * is large enough.  Return: its length in bytes.
+ */
+size_t qcow2_feature_table(uint8_t *buf, size_t len);
+
+/** qcow2_compat_version - 2 for "0.10"/"v2", 3 for "1.1"/"v3", else 0. */
+int qcow2_compat_version(const char *compat);
 
 /** qcow2_sync - fdatasync the image file. */
 int qcow2_sync(struct vimg_image *img, struct vimg_error **errp);
@@ -293,6 +304,13 @@ int qcow2_metadata_flush(struct vimg_image *img, struct vimg_error **errp);
  */
 int qcow2_write_l1_at(struct vimg_image *img, const uint64_t *l1,
                       uint32_t n, uint64_t offset, struct vimg_error **errp);
+/**
+ * qcow2_release_from - unallocate every guest cluster from guest offset
+ * @from (cluster aligned) to the end of the L1 table, then flush the
+ * metadata; qcow2_make_empty() is qcow2_release_from(img, 0).
+ */
+int qcow2_release_from(struct vimg_image *img, uint64_t from,
+                       struct vimg_error **errp);
 /** qcow2_write_zeroes - write zeroes over [@off, @off + @len) of the file. */
 int qcow2_write_zeroes(struct vimg_image *img, uint64_t off, uint64_t len,
                        struct vimg_error **errp);
@@ -542,6 +560,25 @@ int qcow2_last_cluster(struct vimg_image *img, uint64_t *out,
 int qcow2_crypt_parse_measure_opts(struct vimg_opts *opts,
                                    struct qcow2_crypt_params *p,
                                    struct vimg_error **errp);
+
+/* ---- qcow2-bitmap.c: persistent dirty bitmaps kept valid ---- */
+
+struct qcow2_bitmaps;
+
+/**
+ * qcow2_bitmaps_open - on a read-write open of an image with the bitmaps
+ * autoclear bit: mark every bitmap in use and start tracking writes.
+ * *@keep: QCOW2_AUTOCLEAR_BITMAPS when the bitmaps are followed (the bit
+ * stays), 0 when vimg cannot follow them (the caller clears the bit).
+ */
+int qcow2_bitmaps_open(struct vimg_image *img, uint64_t *keep,
+                       struct vimg_error **errp);
+/** qcow2_bitmaps_note - guest range [@off, @off + @len) was changed. */
+void qcow2_bitmaps_note(struct vimg_image *img, uint64_t off, uint64_t len);
+/** qcow2_bitmaps_flush - set the noted ranges in the enabled bitmaps. */
+int qcow2_bitmaps_flush(struct vimg_image *img, struct vimg_error **errp);
+/** qcow2_bitmaps_close - clear the in-use flags if all was stored; free. */
+void qcow2_bitmaps_close(struct vimg_image *img);
 
 extern const struct vimg_format_ops vimg_format_qcow2;
 

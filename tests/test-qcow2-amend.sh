@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# qcow2 amend of the non-encryption options against the real qemu-img /
+# qemu-io 7.2.
+#
+# The same qemu-io workload (data, zero clusters allocated and not,
+# compressed clusters; with and without a backing file) is amended by
+# `$VIMG amend` and by `qemu-img amend` with the same options
+# (compat=0.10/v2 <-> 1.1/v3, lazy_refcounts, size grow and shrink): the
+# two files must be byte-identical (cmp), pass `qemu-img check` with exit 0
+# and read back identically (`qemu-img compare`, `qemu-img map` without
+# the file system's hole status).  An
+# image with an unknown compatible header extension keeps it through an
+# upgrade and a downgrade.  Refused combinations give qemu's message and
+# exit 1 and leave the image untouched; `-o help` lists qemu's lines.
+
+# shellcheck source=functions.sh
+source "${SRCDIR:-$(dirname "$0")}/functions.sh"
+
+requires qemu-img
+requires qemu-io
+requires_vimg
+[ "$VIMG_IS_QEMU" = 1 ] && skip "needs vimg (compares against qemu-img)"
+
+qcheck()
+{
+    run_cmd qemu-img check "$@"
+    if [ "$LAST_RC" != 0 ]; then
+        _show_last qemu-img check "$@"
+        fail "qemu-img check $*: exit code $LAST_RC"
+    fi
+}
+
+expect_ok qemu-img create -f raw base.raw 8M
+expect_ok qemu-io -f raw -c 'write -P 9 0 8M' base.raw
+
+# make NAME CREATE-ARGS...: the workload on a new image.
+make()
+{
+    local name=$1
+    shift
+    rm -f "$name"
+    expect_ok qemu-img create -f qcow2 "$@" "$name" 8M
+    expect_ok qemu-io -f qcow2 -c 'write -P 1 0 64k' -c 'write -z 1M 128k' \
+        -c 'write -P 2 2M 64k' -c 'write -c -P 3 3M 64k' \
+        -c 'write -z 5M 1k' "$name"
+    # An allocated cluster turned into a zero cluster (v3 only).
+    qemu-io -f qcow2 -c 'write -z 2M 64k' "$name" >/dev/null 2>&1 || true
+}
+
+# same AMEND-OPTS CREATE-ARGS...: vimg and qemu-img amend the same image.
+same()
+{
+    local o=$1
+    shift
+    make v.qcow2 "$@"
+    cp v.qcow2 q.qcow2
+    expect_ok "$VIMG" amend -o "$o" v.qcow2
+    expect_ok qemu-img amend -o "$o" q.qcow2
+    cmp v.qcow2 q.qcow2 >&2 || fail "amend -o $o ($*): files differ"
+    qcheck v.qcow2
+    expect_ok qemu-img compare -f qcow2 -F qcow2 q.qcow2 v.qcow2
+    # Whether a zeroed cluster is a hole in the file is the file system's
+    # business: compare the map without "zero".
+    qemu-img map --output=json v.qcow2 | sed 's/"zero": [a-z]*, //' >v.map
+    qemu-img map --output=json q.qcow2 | sed 's/"zero": [a-z]*, //' >q.map
+    cmp v.map q.map >&2 || fail "amend -o $o ($*): maps differ"
+}
+
+for create in "" "-b base.raw -F raw" "-o lazy_refcounts=on,cluster_size=4096"; do
+    # shellcheck disable=SC2086
+    {
+        same compat=0.10 $create
+        same compat=v2,size=16M $create
+        same size=4M $create
+        same lazy_refcounts=on $create
+        same lazy_refcounts=off $create
+    }
+done
+for o in compat=1.1 compat=v3,lazy_refcounts=on,size=12M; do
+    same "$o" -o compat=0.10
+    same "$o" -o compat=0.10 -b base.raw -F raw
+done
+echo "ok amend matches qemu-img byte for byte"
+
+# Upgrade then downgrade keeps an unknown compatible extension.
+make v.qcow2 -o compat=0.10
+python3 - v.qcow2 <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(72)
+    f.write(struct.pack('>II', 0x12345678, 5) + b'vimg!\0\0\0' + b'\0' * 8)
+PY
+expect_ok qemu-img check v.qcow2
+expect_ok "$VIMG" amend -o compat=1.1 v.qcow2
+qcheck v.qcow2
+grep -c 'vimg!' v.qcow2 >/dev/null || fail "unknown extension lost on upgrade"
+expect_ok qemu-img info --output=json v.qcow2
+grep_last '"compat": "1.1"'
+expect_ok "$VIMG" amend -o compat=0.10 v.qcow2
+qcheck v.qcow2
+grep -c 'vimg!' v.qcow2 >/dev/null || fail "unknown extension lost on downgrade"
+expect_ok qemu-io -f qcow2 -c 'read -P 1 0 64k' -c 'read -P 3 3M 64k' v.qcow2
+echo "ok unknown extensions kept"
+
+# Refusals: qemu's message and exit code, image untouched.
+refuse()
+{
+    local o=$1 img=$2
+    cp "$img" t.qcow2
+    run_cmd qemu-img amend -o "$o" t.qcow2
+    local qrc=$LAST_RC qerr
+    qerr=$(sed 's/^qemu-img: //' "$LAST_ERR")
+    cp "$img" t.qcow2
+    local sum
+    sum=$(sha t.qcow2)
+    run_cmd "$VIMG" amend -o "$o" t.qcow2
+    assert_eq "$LAST_RC" "$qrc" "exit code of amend -o $o"
+    assert_eq "$(sed 's/^vimg: //' "$LAST_ERR")" "$qerr" "message of amend -o $o"
+    assert_eq "$(sha t.qcow2)" "$sum" "image after refused amend -o $o"
+}
+expect_ok qemu-img create -f qcow2 -o compat=0.10 r2.qcow2 8M
+expect_ok qemu-img create -f qcow2 -o extended_l2=on r3.qcow2 8M
+expect_ok qemu-img create -f qcow2 -o refcount_bits=8 r8.qcow2 8M
+expect_ok qemu-img create -f qcow2 -b base.raw -F raw rb.qcow2 8M
+refuse lazy_refcounts=on r2.qcow2
+refuse refcount_bits=8 r2.qcow2
+refuse compat=0.10 r3.qcow2
+refuse compat=0.10 r8.qcow2
+refuse compat=0.9 r8.qcow2
+refuse refcount_bits=3 r8.qcow2
+refuse backing_file=base.raw rb.qcow2
+refuse backing_fmt=qcow2 rb.qcow2
+refuse size=1000 rb.qcow2
+refuse data_file=x rb.qcow2
+refuse data_file_raw=on rb.qcow2
+refuse cluster_size=4k rb.qcow2
+refuse lazy_refcounts=maybe rb.qcow2
+refuse compat=0.10,lazy_refcounts=on rb.qcow2
+# vimg's own limit: a refcount width change (qemu rewrites the refcounts).
+expect_error 1 "vimg cannot change refcount_bits" \
+    "$VIMG" amend -o refcount_bits=8 rb.qcow2
+echo "ok refusals"
+
+# -o help: qemu's lines, plus vimg's encrypt.iter-count.
+expect_ok "$VIMG" amend -f qcow2 -o help
+grep -v 'iter-count' "$LAST_OUT" >vimg.help
+expect_ok qemu-img amend -f qcow2 -o help
+cmp "$LAST_OUT" vimg.help >&2 || fail "amend -f qcow2 -o help differs"
+echo "PASS: $TEST_NAME"
