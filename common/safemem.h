@@ -19,6 +19,8 @@ size_t safe_len(const void *p);
 void *safe_memdup(const void *src, size_t len);
 /** safe_memeq - constant-time comparison (time depends only on @len). */
 bool safe_memeq(const void *a, const void *b, size_t len);
+/** safe_owns - true if @p is the start of a live safe_alloc() buffer. */
+bool safe_owns(const void *p);
 /** safe_wipe - explicit_bzero that the compiler cannot drop. */
 void safe_wipe(void *p, size_t len);
 

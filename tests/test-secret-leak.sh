@@ -20,6 +20,15 @@
 #     non-dumpable processes); its environment holds no secret; and every
 #     copy of the passphrase in its memory (scanned through /proc/PID/mem)
 #     lies in a mapping marked MADV_DONTDUMP ("dd" in VmFlags of smaps).
+# (4) key material while vimg holds an unlocked image (vimg io blocked on
+#     its command fifo), for a LUKS image in aes-256-xts-plain64 and one in
+#     aes-128-cbc-essiv:sha256: the master key as cryptsetup dumps it
+#     (--dump-volume-key), each XTS half (the first round key of each AES
+#     key schedule equals it), and the ESSIV salt-key (SHA-256 of the master
+#     key), found in memory at all (else the scan is blind) and every copy
+#     in MADV_DONTDUMP mappings; the same for the passphrase, which is given
+#     as data=: and /proc/PID/cmdline no longer shows it (vimg overwrites
+#     data= values in its argv once they are parsed).
 
 # shellcheck source=functions.sh
 source "${SRCDIR:-$(dirname "$0")}/functions.sh"
@@ -168,9 +177,12 @@ assert_eq "$(stat -c %u "/proc/$pid/status")" 0 \
     "owner of /proc/PID/status (0 only for non-dumpable processes)"
 tr '\0' '\n' <"/proc/$pid/environ" >env.txt
 no_secret env.txt "environment"
-python3 - "$pid" "$SEC" <<'PY' || fail "secret memory check"
+# scan_mem PID HEXNEEDLE... : every copy of every needle (hex; prefixed
+# with "!" when it must be found at least once) lies in a "dd" mapping.
+cat >scan.py <<'PY'
 import re, sys
-pid, sec = sys.argv[1], sys.argv[2].encode()
+pid = sys.argv[1]
+needles = [(a.startswith('!'), bytes.fromhex(a.lstrip('!'))) for a in sys.argv[2:]]
 vmas, cur = [], None
 for line in open(f'/proc/{pid}/smaps'):
     m = re.match(r'^([0-9a-f]+)-([0-9a-f]+) (\S+)', line)
@@ -179,7 +191,7 @@ for line in open(f'/proc/{pid}/smaps'):
         vmas.append(cur)
     elif line.startswith('VmFlags:'):
         cur[3] = set(line.split()[1:])
-hits, bad = 0, []
+hits, bad = [0] * len(needles), []
 with open(f'/proc/{pid}/mem', 'rb', 0) as mem:
     for lo, hi, perms, flags in vmas:
         if 'r' not in perms or hi - lo > (1 << 30):
@@ -189,21 +201,85 @@ with open(f'/proc/{pid}/mem', 'rb', 0) as mem:
             data = mem.read(hi - lo)
         except OSError:
             continue
-        for m in re.finditer(re.escape(sec), data):
-            hits += 1
-            if 'dd' not in flags:
-                bad.append(f'{lo + m.start():x} in {lo:x}-{hi:x} {perms} '
-                           f'{" ".join(sorted(flags))}')
-if hits == 0:
-    sys.exit('the secret was not found in memory at all: test is blind')
+        for i, (_, n) in enumerate(needles):
+            for m in re.finditer(re.escape(n), data):
+                hits[i] += 1
+                if 'dd' not in flags:
+                    bad.append(f'needle {i} ({n[:4].hex()}..) at '
+                               f'{lo + m.start():x} in {lo:x}-{hi:x} {perms} '
+                               f'{" ".join(sorted(flags))}')
+for i, (must, n) in enumerate(needles):
+    if must and hits[i] == 0:
+        sys.exit(f'needle {i} ({n[:4].hex()}..) not found in memory: the scan is blind')
 if bad:
     sys.exit('secret copies outside MADV_DONTDUMP memory:\n' + '\n'.join(bad))
-print(f'ok {hits} copies of the secret, all in MADV_DONTDUMP mappings')
+print(f'ok {sum(hits)} copies ({hits}), all in MADV_DONTDUMP mappings')
 PY
+scan_mem()
+{
+    python3 scan.py "$@"
+}
+hex() { printf '%s' "$1" | xxd -p | tr -d '\n'; }
+
+scan_mem "$pid" "!$(hex "$SEC")" || fail "secret memory check"
 printf 'x' >&3
 exec 3>&-
 wait "$pid" || true
 no_secret hold.out "held process stdout"
 no_secret hold.err "held process stderr"
 echo "ok process state: no core, not dumpable, clean environment"
+
+# ---- (4): key material of an open image; data= scrubbed from argv ---------------
+if ! command -v cryptsetup >/dev/null; then
+    skip "cryptsetup not installed (needed to dump the master key); (1)-(3) passed"
+fi
+for spec in "aes-256 xts plain64 -" "aes-128 cbc essiv sha256"; do
+    read -r alg mode ivgen ivhash <<<"$spec"
+    opts="key-secret=s0,iter-count=1000,cipher-alg=$alg,cipher-mode=$mode,ivgen-alg=$ivgen"
+    [ "$ivhash" = - ] || opts+=",ivgen-hash-alg=$ivhash"
+    rm -f key.luks
+    expect_ok "$VIMG" create -q -f luks --object "secret,id=s0,file=$TEST_TMP/sec.pw" \
+        -o "$opts" key.luks 1M
+    # Volume key as cryptsetup sees it ("MK dump:" then hex byte pairs).
+    cryptsetup luksDump --dump-volume-key --batch-mode \
+        --key-file sec.pw key.luks >dump.txt 2>&1 ||
+        fail "cryptsetup luksDump --dump-volume-key: $(cat dump.txt)"
+    mk=$(awk '/^MK dump:/ { f = 1; sub(/^MK dump:/, "") }
+              f && /^[ \t]*([0-9a-f][0-9a-f][ \t]*)+$/ { gsub(/[ \t]/, ""); printf "%s", $0; next }
+              f && !/^MK dump:/ { f = 0 }' dump.txt)
+    klen=$(( ${#mk} / 2 ))
+    [ "$klen" = $([ "$alg" = aes-256 ] && echo 64 || echo 16) ] ||
+        fail "$spec: could not read the master key from: $(cat dump.txt)"
+    needles=("!$mk")
+    if [ "$mode" = xts ]; then
+        # the two AES-256 keys; each is its key schedule's first round key
+        needles+=("!${mk:0:64}" "!${mk:64:64}")
+    else
+        needles+=("!$(echo "$mk" | xxd -r -p | sha256sum | cut -c1-64)")
+    fi
+    rm -f cmds && mkfifo cmds
+    "$VIMG" io --object "secret,id=s0,data=$SEC" --image-opts \
+        "driver=luks,key-secret=s0,file.filename=key.luks" \
+        <cmds >io.out 2>io.err &
+    pid=$!
+    cleanup_fn kill -9 "$pid"
+    exec 3>cmds
+    echo "write -P 0x5a 0 64k" >&3    # the cipher has been used
+    for _ in $(seq 100); do
+        grep -q 'wrote 65536' io.out 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q 'wrote 65536' io.out || fail "$spec: vimg io did not write: $(cat io.err)"
+    tr '\0' '\n' <"/proc/$pid/cmdline" >cmdline.txt
+    grep -q '^secret,id=s0,data=\*\**$' cmdline.txt ||
+        fail "$spec: data= not masked in /proc/PID/cmdline: $(cat cmdline.txt)"
+    no_secret cmdline.txt "$spec: /proc/PID/cmdline"
+    scan_mem "$pid" "$(hex "$SEC")" "${needles[@]}" ||
+        fail "$spec: key material outside MADV_DONTDUMP memory"
+    exec 3>&-
+    wait "$pid" || fail "$spec: vimg io failed: $(cat io.err)"
+    grep -q "warning: secret 's0' is passed on the command line" io.err ||
+        fail "$spec: the data= warning is gone"
+    echo "ok $spec: master key, key schedules, ESSIV key in DONTDUMP memory; argv scrubbed"
+done
 echo "PASS: $TEST_NAME"

@@ -209,8 +209,31 @@ cli_secrets_release(void)
     secrets = NULL;
 }
 
+/*
+ * Overwrite the value of every data= element of the keyval string @spec
+ * with '*' ("a,,b" is an escaped comma inside a value, so it is masked
+ * too).  The argv strings are the memory /proc/PID/cmdline reads.
+ */
+static void
+scrub_inline_data(char *spec)
+{
+    char *p = spec;
+
+    while (*p) {
+        char *end = p;
+
+        while (*end && (*end != ',' || end[1] == ',')) {
+            end += *end == ',' ? 2 : 1;
+        }
+        if (strncmp(p, "data=", 5) == 0) {
+            memset(p + 5, '*', (size_t)(end - p - 5));
+        }
+        p = *end ? end + 1 : end;
+    }
+}
+
 int
-cli_add_object(const char *spec, bool quiet)
+cli_add_object(char *spec, bool quiet)
 {
     struct vimg_secrets *s = cli_secrets();
     struct vimg_error *err = NULL;
@@ -223,6 +246,7 @@ cli_add_object(const char *spec, bool quiet)
     }
     r = vimg_secrets_add_object(s, spec, &flags, &err);
     if (r < 0) {
+        scrub_inline_data(spec);
         cli_error_vimg(err, r, NULL);
         return r;
     }
@@ -241,6 +265,7 @@ cli_add_object(const char *spec, bool quiet)
                 id ? id : "?");
         vimg_opts_free(o);
     }
+    scrub_inline_data(spec);
     return 0;
 }
 

@@ -125,11 +125,13 @@ void cli_print_size_error(const char *what);
 
 /**
  * cli_add_object - pass one --object definition to the secret store.
- * @spec: the option argument.
+ * @spec: the option argument, normally a string of vimg's argv.  Once it is
+ *        parsed, the values of its data= parameters are overwritten with
+ *        '*' in place, so /proc/PID/cmdline no longer shows them.
  * @quiet: suppress the warning about secrets given inline (data=).
  * Return: 0, or -errno after printing the error.
  */
-int cli_add_object(const char *spec, bool quiet);
+int cli_add_object(char *spec, bool quiet);
 
 /**
  * cli_warn_plaintext - print one warning line on stderr (unless @quiet)

@@ -49,6 +49,66 @@ static void detect_shani(void);
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_result = -EIO;
 
+/*
+ * Key material inside libgcrypt.  Every cipher handle (which holds the
+ * expanded key schedule, two of them for XTS) and every HMAC or key-hashing
+ * md handle is opened with GCRY_CIPHER_SECURE / GCRY_MD_FLAG_SECURE, so
+ * libgcrypt takes it from its "secure" allocator.  When vimg initialises
+ * libgcrypt, that allocator is routed to safe_alloc() through
+ * gcry_set_allocation_handler (still honoured by libgcrypt 1.10): the
+ * handles land in mlocked, MADV_DONTDUMP pages that are wiped on free.
+ * Ordinary (non-secure) allocations keep going to malloc.  libgcrypt's own
+ * secure pool (GCRYCTL_INIT_SECMEM) was not used: its first pool is a
+ * private mmap that libgcrypt gives no way to find (to madvise it), it is
+ * 32 KiB by default, and when it runs out 1.10 grows it with plain malloc'd,
+ * unlocked, dumpable pools.  The safemem page cache keeps the cost of a
+ * secure handle to a memset; AES-XTS throughput is unchanged (see
+ * docs/architecture.md, "Key material in memory").
+ *
+ * If the application initialised libgcrypt itself, its choices stand (a
+ * library must not replace them): the SECURE flags then use whatever secure
+ * memory the application set up.
+ */
+static void *
+gcry_safe_alloc(size_t n)
+{
+    return safe_alloc(n);
+}
+
+static int
+gcry_safe_is_secure(const void *p)
+{
+    return safe_owns(p);
+}
+
+static void *
+gcry_safe_realloc(void *p, size_t n)
+{
+    void *q;
+
+    if (!safe_owns(p)) {
+        return realloc(p, n);
+    }
+    q = safe_alloc(n);
+    if (q) {
+        size_t old = safe_len(p);
+
+        memcpy(q, p, old < n ? old : n);
+        safe_free(p);
+    }
+    return q;
+}
+
+static void
+gcry_safe_release(void *p)
+{
+    if (safe_owns(p)) {
+        safe_free(p);
+    } else {
+        free(p);
+    }
+}
+
 static void
 do_init(void)
 {
@@ -59,14 +119,11 @@ do_init(void)
 #ifdef HAVE_SHANI_PATH
     detect_shani();
 #endif
-    /*
-     * If the application initialised libgcrypt itself, leave its settings
-     * alone.  Otherwise finish the initialisation: no gcrypt secure memory
-     * pool is needed, because key material lives in safe_alloc() memory and
-     * gcrypt wipes its own cipher and hash contexts when they are closed.
-     */
+    /* Only when vimg is the one initialising libgcrypt (see above). */
     if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-        gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+        gcry_set_allocation_handler(NULL, gcry_safe_alloc,
+                                    gcry_safe_is_secure, gcry_safe_realloc,
+                                    gcry_safe_release);
         gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
     }
     init_result = 0;
@@ -121,11 +178,32 @@ static const int md_algos[CRYPTO_HASH__MAX] = {
     [CRYPTO_HASH_RIPEMD160] = GCRY_MD_RMD160,
 };
 
-/* Hash (or, with GCRY_MD_FLAG_HMAC, HMAC keyed by iov[0]) of @n buffers. */
+/*
+ * Overwrite the stack below the caller's frame, where libgcrypt's hash code
+ * may have left block copies.  Not inlined, so it reuses the frames the
+ * callee just left.
+ */
+static void __attribute__((noinline))
+burn_stack(void)
+{
+    uint8_t area[4096];
+
+    explicit_bzero(area, sizeof(area));
+    __asm__ __volatile__("" : : "r"(area) : "memory");
+}
+
+/*
+ * Hash (or, with GCRY_MD_FLAG_HMAC, HMAC keyed by iov[0]) of @n buffers.
+ * Every caller hashes key material (ESSIV salt-keys, AF-split diffusion,
+ * HMAC keys) or does it rarely (LUKS2 header checksums), so the context is
+ * always a secure handle, not gcry_md_hash_buffers' unwiped stack context.
+ */
 static int
 md_buffers(enum crypto_hash_alg h, unsigned flags, gcry_buffer_t *iov, int n,
            uint8_t *out)
 {
+    gcry_md_hd_t md = NULL;
+    gcry_error_t err;
     int r;
 
     if ((unsigned)h >= CRYPTO_HASH__MAX || !out) {
@@ -140,7 +218,21 @@ md_buffers(enum crypto_hash_alg h, unsigned flags, gcry_buffer_t *iov, int n,
             return -EINVAL;
         }
     }
-    return gcry_to_errno(gcry_md_hash_buffers(md_algos[h], flags, out, iov, n));
+    err = gcry_md_open(&md, md_algos[h], flags | GCRY_MD_FLAG_SECURE);
+    if (!err && (flags & GCRY_MD_FLAG_HMAC)) {
+        err = gcry_md_setkey(md, iov[0].len ? iov[0].data : "", iov[0].len);
+        iov++;
+        n--;
+    }
+    if (!err) {
+        for (int i = 0; i < n; i++) {
+            gcry_md_write(md, iov[i].data, iov[i].len);
+        }
+        memcpy(out, gcry_md_read(md, 0), gcry_md_get_algo_dlen(md_algos[h]));
+    }
+    gcry_md_close(md);
+    burn_stack();
+    return gcry_to_errno(err);
 }
 
 int
@@ -169,7 +261,7 @@ int
 crypto_hmac(enum crypto_hash_alg h, const void *key, size_t keylen,
             const void *in, size_t len, uint8_t *out)
 {
-    /* gcry_md_hash_buffers takes the HMAC key as the first buffer. */
+    /* md_buffers takes the HMAC key as the first buffer. */
     gcry_buffer_t iov[2] = {
         { .data = (void *)key, .len = keylen },
         { .data = (void *)in, .len = len },
@@ -196,7 +288,8 @@ pbkdf2_generic(enum crypto_hash_alg h, const void *pw, size_t pwlen,
     uint8_t u[CRYPTO_MAX_DIGEST], t[CRYPTO_MAX_DIGEST];
     int r = 0;
 
-    err = gcry_md_open(&md, md_algos[h], GCRY_MD_FLAG_HMAC);
+    err = gcry_md_open(&md, md_algos[h],
+                       GCRY_MD_FLAG_HMAC | GCRY_MD_FLAG_SECURE);
     if (!err) {
         err = gcry_md_setkey(md, pwlen ? pw : "", pwlen);
     }
@@ -558,6 +651,7 @@ pbkdf2_sha256_shani(const void *pw, size_t pwlen, const void *salt,
 out:
     safe_free(msg);
     safe_free(wk);
+    burn_stack();    /* register spills of the SHA-NI loops */
     return r;
 }
 #endif /* __x86_64__ */
@@ -596,12 +690,16 @@ crypto_pbkdf2_portable(enum crypto_hash_alg h, const void *pw, size_t pwlen,
         return pbkdf2_generic(h, pw, pwlen, salt, saltlen, iterations, out,
                               outlen);
     }
-    /* gcry_kdf_derive is the fastest path measured (bench/bench-pbkdf2). */
-    return gcry_to_errno(gcry_kdf_derive(pwlen ? pw : "", pwlen,
-                                         GCRY_KDF_PBKDF2, md_algos[h],
-                                         salt, saltlen,
-                                         (unsigned long)iterations,
-                                         outlen, out));
+    /* gcry_kdf_derive is the fastest path measured (bench/bench-pbkdf2).
+     * Its HMAC context is secure memory when @pw or @out is (is_secure
+     * handler above), i.e. whenever the caller holds them in safe memory. */
+    gcry_error_t err = gcry_kdf_derive(pwlen ? pw : "", pwlen,
+                                       GCRY_KDF_PBKDF2, md_algos[h],
+                                       salt, saltlen,
+                                       (unsigned long)iterations, outlen, out);
+
+    burn_stack();
+    return gcry_to_errno(err);
 }
 
 int
@@ -1139,7 +1237,8 @@ cipher_new(enum crypto_cipher_alg a, enum crypto_cipher_mode m,
         return 0;
     }
 
-    err = gcry_cipher_open(&c->hd, cipher_algos[a], mode_ids[m], 0);
+    err = gcry_cipher_open(&c->hd, cipher_algos[a], mode_ids[m],
+                           GCRY_CIPHER_SECURE);
     if (err) {
         free(c);
         return gcry_to_errno(err);

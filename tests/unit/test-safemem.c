@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,17 +118,43 @@ main(void)
     ok(safe_alloc(SIZE_MAX - 8) == NULL && errno == ENOMEM,
        "huge safe_alloc fails with ENOMEM");
 
-    /* After safe_free the pages are gone (mincore() fails with ENOMEM). */
+    /* safe_owns: only the start of a live safe buffer. */
+    {
+        uint8_t *heap = malloc(64);
+
+        ok(safe_owns(p) && !safe_owns(p + 1) && !safe_owns(heap) &&
+           !safe_owns(NULL), "safe_owns recognises safe buffers only");
+        free(heap);
+    }
+
+    /*
+     * After safe_free a one-page buffer is either unmapped (mincore fails
+     * with ENOMEM) or kept in the page cache: then wiped, header included,
+     * and no longer a safe buffer.  Bigger buffers are always unmapped.
+     */
     {
         long psz = sysconf(_SC_PAGESIZE);
         uintptr_t page = (uintptr_t)p & ~(uintptr_t)(psz - 1);
         unsigned char vec;
+        size_t n = (size_t)psz * 3;
+        uint8_t *big = safe_alloc(n);
+        uintptr_t bigpage = (uintptr_t)big & ~(uintptr_t)(psz - 1);
+        bool wiped = true;
 
         ok(mincore((void *)page, (size_t)psz, &vec) == 0,
            "buffer mapped before safe_free");
         safe_free(p);
-        ok(mincore((void *)page, (size_t)psz, &vec) == -1 && errno == ENOMEM,
-           "buffer unmapped after safe_free");
+        if (mincore((void *)page, (size_t)psz, &vec) == 0) {
+            for (long k = 0; k < psz; k++) {
+                wiped = wiped && ((volatile uint8_t *)page)[k] == 0;
+            }
+            ok(wiped && !safe_owns(p), "cached page wiped after safe_free");
+        } else {
+            ok(errno == ENOMEM, "buffer unmapped after safe_free");
+        }
+        safe_free(big);
+        ok(big && mincore((void *)bigpage, n, &vec) == -1 && errno == ENOMEM,
+           "multi-page buffer unmapped after safe_free");
     }
     safe_free(q);
     safe_free(NULL);        /* must not crash */
