@@ -100,16 +100,24 @@ check_image() { # check_image NAME: direct read by qemu-img equals the model
 }
 
 # 1. vimg serve (default pool size), three exports at once.
+EXPORTS=(l1 l2 ql)
+if [ -n "$SERVE_PRELOAD" ]; then
+    # nbdkit with libasan preloaded deadlocks in glibc's newlocale() when
+    # json-c parses the LUKS2 header in get_ready (single-threaded, before
+    # any pool thread; seen 2026-12-05), so the sanitizer run leaves it out.
+    echo "note: LUKS2 export left out under the sanitizer preload" >&2
+    EXPORTS=(l1 ql)
+fi
 args=(--object "$SECRET" --image-opts)
-for e in l1 l2 ql; do
+for e in "${EXPORTS[@]}"; do
     args+=(-e "$e" "${IOPTS[$e]}")
 done
 serve_start "$S" "${args[@]}"
-for e in l1 l2 ql; do
+for e in "${EXPORTS[@]}"; do
     run_image "$e" "$(uri "$S" "$e")"
 done
 serve_stop
-for e in l1 l2 ql; do
+for e in "${EXPORTS[@]}"; do
     check_image "$e"
 done
 
