@@ -27,13 +27,35 @@
  *                   turns it off: that server has exactly one connection,
  *                   so clients must not try to open more)
  *
+ *   handles=N       image handles per raw/LUKS export (default: the
+ *                   number of online CPUs, at most 64; 1 = one handle)
+ *
  * Concurrency: a libvimg handle must not be used by two threads at once
  * (format caches, cipher contexts, bounce buffers).  Every export opens its
- * image once, before the first client, and all connections share that
- * handle behind one mutex; nbdkit's socket work still runs in parallel.
- * Because every connection writes through the same handle, a flush on any
- * connection makes the writes of all of them durable, so multi-conn is
- * advertised.
+ * image once, before the first client (the primary handle).
+ *
+ * qcow2 and qcow keep metadata (tables, refcounts, caches) in the handle,
+ * so all connections share the primary handle behind one mutex; nbdkit's
+ * socket work still runs in parallel.
+ *
+ * raw and LUKS (LUKS1, LUKS2, detached headers) have no per-image state
+ * that data I/O changes: a request is a stateless map from guest offset to
+ * file offset (plus the sector cipher), and the header is never written by
+ * reads, writes, zeroing or discard.  Such exports get a pool of up to
+ * handles=N independent handles on the same file, opened with the same
+ * options and secrets by a background thread after nbdkit starts (a LUKS
+ * open costs one PBKDF, which must not delay start-up or a request).  Each
+ * request borrows a free handle and runs without any image-wide lock, so
+ * decryption of concurrent requests runs in parallel.  The one hazard is a
+ * write or zero that is not aligned to the image's block: libvimg does a
+ * read-modify-write of the edge block, which would lose a neighbouring
+ * concurrent write into the same block.  Those take the export's rwlock
+ * exclusively; every other request holds it shared.
+ *
+ * Flush: every handle of an export writes the same file, and each format's
+ * flush is fdatasync() of the image file, which makes all written data of
+ * that file durable whichever descriptor wrote it; so a flush on any
+ * connection covers the writes of all, and multi-conn is advertised.
  */
 #include "config.h"
 
@@ -46,6 +68,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
@@ -59,6 +82,8 @@
 #define OBJECTS_MAX (256 * 1024)
 /* Block status: at most this many extents per request. */
 #define EXTENTS_MAX 1024
+/* Largest handles=N. */
+#define HANDLES_MAX 64
 
 struct export {
     char *name;         /* NULL until export= (then "" if still unset) */
@@ -67,8 +92,17 @@ struct export {
     char *opts;
     char *key_secret;
     bool readonly;
-    struct vimg_image *img;
-    pthread_mutex_t lock;
+    struct vimg_image *img;     /* the primary handle */
+    pthread_mutex_t lock;       /* serialises qcow2/qcow on img */
+    /* raw/LUKS: a pool of handles; pool[0] is img.  Guarded by pool_lock;
+     * pool_n only grows (the opener thread appends). */
+    bool pooled;
+    pthread_rwlock_t rw;        /* exclusive for unaligned writes */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct vimg_image *pool[HANDLES_MAX];
+    bool busy[HANDLES_MAX];
+    size_t pool_n;
 };
 
 struct handle {
@@ -79,6 +113,10 @@ static struct export *exports;
 static size_t n_exports;
 static struct vimg_secrets *secrets;
 static bool multi_conn = true;
+static unsigned handles_max;            /* 0: not given */
+static pthread_t opener;
+static bool opener_started;
+static volatile bool opener_stop;
 
 static void
 vimg_plugin_load(void)
@@ -93,17 +131,32 @@ vimg_plugin_load(void)
 static void
 vimg_plugin_unload(void)
 {
-    size_t i;
+    size_t i, j;
 
+    if (opener_started) {
+        opener_stop = true;
+        pthread_join(opener, NULL);
+        opener_started = false;
+    }
     for (i = 0; i < n_exports; i++) {
         struct export *ex = &exports[i];
-        struct vimg_error *err = NULL;
 
-        if (ex->img && vimg_image_close(ex->img, &err) < 0) {
-            nbdkit_error("%s: %s", ex->file, vimg_error_message(err));
-            vimg_error_free(err);
+        /* pool[0] is img: close the extra handles, then the primary. */
+        for (j = ex->pool_n; j-- > 1;) {
+            (void)vimg_image_close(ex->pool[j], NULL);
+        }
+        if (ex->img) {
+            struct vimg_error *err = NULL;
+
+            if (vimg_image_close(ex->img, &err) < 0) {
+                nbdkit_error("%s: %s", ex->file, vimg_error_message(err));
+                vimg_error_free(err);
+            }
         }
         pthread_mutex_destroy(&ex->lock);
+        pthread_rwlock_destroy(&ex->rw);
+        pthread_mutex_destroy(&ex->pool_lock);
+        pthread_cond_destroy(&ex->pool_cond);
         free(ex->name);
         free(ex->file);
         free(ex->format);
@@ -219,6 +272,22 @@ set_string(char **dst, const char *key, const char *value)
     return 0;
 }
 
+/* Writer-preferring where glibc offers it: an unaligned write must not
+ * starve behind a steady stream of shared requests. */
+static void
+init_rwlock(pthread_rwlock_t *rw)
+{
+    pthread_rwlockattr_t attr;
+
+    pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&attr,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
 static int
 vimg_plugin_config(const char *key, const char *value)
 {
@@ -235,6 +304,9 @@ vimg_plugin_config(const char *key, const char *value)
         last = &exports[n_exports];
         memset(last, 0, sizeof(*last));
         pthread_mutex_init(&last->lock, NULL);
+        init_rwlock(&last->rw);
+        pthread_mutex_init(&last->pool_lock, NULL);
+        pthread_cond_init(&last->pool_cond, NULL);
         n_exports++;
         last->file = nbdkit_realpath(value);
         return last->file ? 0 : -1;
@@ -269,6 +341,16 @@ vimg_plugin_config(const char *key, const char *value)
             return -1;
         }
         multi_conn = b;
+        return 0;
+    } else if (strcmp(key, "handles") == 0) {
+        if (nbdkit_parse_unsigned(key, value, &handles_max) < 0) {
+            return -1;
+        }
+        if (handles_max < 1 || handles_max > HANDLES_MAX) {
+            nbdkit_error("handles: %u is not between 1 and %d", handles_max,
+                         HANDLES_MAX);
+            return -1;
+        }
         return 0;
     } else if (strcmp(key, "object") == 0) {
         return add_object(value);
@@ -312,26 +394,27 @@ vimg_plugin_config_complete(void)
     return 0;
 }
 
-/* Open one export's image with its options and key. */
+/* Open one handle on an export's image with its options and key.  Errors
+ * go to *errp (the caller reports them). */
 static int
-open_export(struct export *ex)
+open_handle(struct export *ex, struct vimg_image **imgp,
+            struct vimg_error **errp)
 {
-    struct vimg_error *err = NULL;
     struct vimg_opts *opts = vimg_opts_new();
     const char *fmt = ex->format;
     int r = -ENOMEM;
 
     if (!opts) {
-        return report(ex, r, NULL);
+        return r;
     }
     if (ex->opts) {
-        r = vimg_opts_parse(opts, ex->opts, NULL, &err);
+        r = vimg_opts_parse(opts, ex->opts, NULL, errp);
         if (r < 0) {
             goto out;
         }
     }
     if (!fmt) {
-        r = vimg_probe(ex->file, &fmt, &err);
+        r = vimg_probe(ex->file, &fmt, errp);
         if (r < 0) {
             goto out;
         }
@@ -346,10 +429,95 @@ open_export(struct export *ex)
         }
     }
     r = vimg_image_open(ex->file, fmt, opts, secrets,
-                        ex->readonly ? 0 : VIMG_OPEN_RDWR, &ex->img, &err);
+                        ex->readonly ? 0 : VIMG_OPEN_RDWR, imgp, errp);
 out:
     vimg_opts_free(opts);
-    return r < 0 ? report(ex, r, err) : 0;
+    return r;
+}
+
+/* The primary handle; raw and LUKS exports also get a pool. */
+static int
+open_export(struct export *ex)
+{
+    struct vimg_error *err = NULL;
+    const char *fmt;
+    int r = open_handle(ex, &ex->img, &err);
+
+    if (r < 0) {
+        return report(ex, r, err);
+    }
+    fmt = vimg_image_format(ex->img);
+    ex->pooled = strcmp(fmt, "raw") == 0 || strcmp(fmt, "luks") == 0;
+    ex->pool[0] = ex->img;
+    ex->pool_n = 1;
+    return 0;
+}
+
+static unsigned
+pool_size(void)
+{
+    int n;
+
+    if (handles_max) {
+        return handles_max;
+    }
+    n = get_nprocs();
+    return n < 1 ? 1 : n > HANDLES_MAX ? HANDLES_MAX : (unsigned)n;
+}
+
+/* Background thread: fill each pooled export up to pool_size() handles.
+ * A failure leaves the pool smaller (still correct) and is logged. */
+static void *
+opener_main(void *arg)
+{
+    unsigned want = pool_size();
+    size_t i;
+
+    for (i = 0; i < n_exports; i++) {
+        struct export *ex = &exports[i];
+
+        while (ex->pooled && ex->pool_n < want && !opener_stop) {
+            struct vimg_image *img = NULL;
+            struct vimg_error *err = NULL;
+            int r = open_handle(ex, &img, &err);
+
+            if (r < 0) {
+                nbdkit_error("%s: extra handle: %s", ex->file,
+                             err ? vimg_error_message(err) : strerror(-r));
+                vimg_error_free(err);
+                break;
+            }
+            pthread_mutex_lock(&ex->pool_lock);
+            ex->pool[ex->pool_n] = img;
+            ex->busy[ex->pool_n] = false;
+            ex->pool_n++;
+            pthread_cond_signal(&ex->pool_cond);
+            pthread_mutex_unlock(&ex->pool_lock);
+            nbdkit_debug("%s: %zu image handles", ex->file, ex->pool_n);
+        }
+    }
+    return NULL;
+}
+
+/* After nbdkit forked into the background: threads survive from here. */
+static int
+vimg_plugin_after_fork(void)
+{
+    size_t i;
+    bool any = false;
+
+    for (i = 0; i < n_exports; i++) {
+        any |= exports[i].pooled;
+    }
+    if (!any || pool_size() < 2) {
+        return 0;
+    }
+    if (pthread_create(&opener, NULL, opener_main, NULL) != 0) {
+        nbdkit_error("cannot start the handle opener thread: %m");
+        return -1;
+    }
+    opener_started = true;
+    return 0;
 }
 
 /* Images are opened before the first client (errors stop nbdkit). */
@@ -489,7 +657,67 @@ vimg_plugin_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
     return 0;
 }
 
-/* The data callbacks: one request at a time on the export's handle. */
+/* Borrow a free handle of a pooled export (waits while all are busy). */
+static size_t
+pool_get(struct export *ex)
+{
+    size_t i;
+
+    pthread_mutex_lock(&ex->pool_lock);
+    for (;;) {
+        for (i = 0; i < ex->pool_n; i++) {
+            if (!ex->busy[i]) {
+                ex->busy[i] = true;
+                pthread_mutex_unlock(&ex->pool_lock);
+                return i;
+            }
+        }
+        pthread_cond_wait(&ex->pool_cond, &ex->pool_lock);
+    }
+}
+
+static void
+pool_put(struct export *ex, size_t i)
+{
+    pthread_mutex_lock(&ex->pool_lock);
+    ex->busy[i] = false;
+    pthread_cond_signal(&ex->pool_cond);
+    pthread_mutex_unlock(&ex->pool_lock);
+}
+
+/*
+ * Serialise a request as the export needs: qcow2/qcow take the mutex on the
+ * primary handle; raw/LUKS borrow a pool handle under the shared rwlock,
+ * or the exclusive one for a write/zero that is not block-aligned.  Returns
+ * the handle to use; io_end() undoes it.
+ */
+static size_t
+io_begin(struct export *ex, bool exclusive)
+{
+    if (!ex->pooled) {
+        pthread_mutex_lock(&ex->lock);
+        return 0;
+    }
+    if (exclusive) {
+        pthread_rwlock_wrlock(&ex->rw);
+    } else {
+        pthread_rwlock_rdlock(&ex->rw);
+    }
+    return pool_get(ex);
+}
+
+static void
+io_end(struct export *ex, size_t i)
+{
+    if (!ex->pooled) {
+        pthread_mutex_unlock(&ex->lock);
+        return;
+    }
+    pool_put(ex, i);
+    pthread_rwlock_unlock(&ex->rw);
+}
+
+/* The data callbacks. */
 enum io_op { IO_READ, IO_WRITE, IO_FLUSH, IO_TRIM, IO_ZERO };
 
 static int
@@ -497,11 +725,15 @@ locked_io(void *handle, enum io_op op, void *buf, uint32_t count,
           uint64_t offset, unsigned zero_flags)
 {
     struct handle *h = handle;
-    struct vimg_image *img = h->ex->img;
+    struct export *ex = h->ex;
+    uint32_t a = vimg_image_alignment(ex->img);
+    bool edge = (op == IO_WRITE || op == IO_ZERO) &&
+                (offset % a != 0 || count % a != 0);
+    size_t slot = io_begin(ex, edge);
+    struct vimg_image *img = ex->pool[slot];
     struct vimg_error *err = NULL;
     int r = 0;
 
-    pthread_mutex_lock(&h->ex->lock);
     switch (op) {
     case IO_READ:
         r = vimg_image_pread(img, buf, count, offset, &err);
@@ -519,8 +751,8 @@ locked_io(void *handle, enum io_op op, void *buf, uint32_t count,
         r = vimg_image_zero(img, offset, count, zero_flags, &err);
         break;
     }
-    pthread_mutex_unlock(&h->ex->lock);
-    return r < 0 ? report(h->ex, r, err) : 0;
+    io_end(ex, slot);
+    return r < 0 ? report(ex, r, err) : 0;
 }
 
 static int
@@ -584,14 +816,15 @@ vimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
     struct handle *h = handle;
     struct vimg_error *err = NULL;
     uint64_t end = offset + count;
+    size_t slot = io_begin(h->ex, false);
+    struct vimg_image *img = h->ex->pool[slot];
     int n, r = 0;
 
-    pthread_mutex_lock(&h->ex->lock);
     for (n = 0; offset < end && n < EXTENTS_MAX; n++) {
         uint64_t pnum = 0;
         unsigned status = 0;
 
-        r = vimg_image_block_status(h->ex->img, offset, end - offset, &pnum,
+        r = vimg_image_block_status(img, offset, end - offset, &pnum,
                                     &status, NULL, &err);
         if (r < 0) {
             break;
@@ -601,7 +834,7 @@ vimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
         }
         if (nbdkit_add_extent(extents, offset, pnum, extent_type(status)) <
             0) {
-            pthread_mutex_unlock(&h->ex->lock);
+            io_end(h->ex, slot);
             return -1;
         }
         offset += pnum;
@@ -609,7 +842,7 @@ vimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
             break;
         }
     }
-    pthread_mutex_unlock(&h->ex->lock);
+    io_end(h->ex, slot);
     return r < 0 ? report(h->ex, r, err) : 0;
 }
 
@@ -628,7 +861,8 @@ vimg_plugin_dump_plugin(void)
     "readonly=<BOOL>  refuse writes to the last file=\n"                     \
     "object=<SPEC>    qemu --object secret definition\n"                     \
     "objects-fd=<N>   read NUL-separated --object definitions from fd N\n"  \
-    "multi-conn=<BOOL> advertise multi-conn (default on)"
+    "multi-conn=<BOOL> advertise multi-conn (default on)\n"                \
+    "handles=<N>      image handles per raw/LUKS export (default: CPUs)"
 
 static struct nbdkit_plugin plugin = {
     .name = "vimg",
@@ -643,6 +877,7 @@ static struct nbdkit_plugin plugin = {
     .config_help = vimg_plugin_config_help,
     .magic_config_key = "file",
     .get_ready = vimg_plugin_get_ready,
+    .after_fork = vimg_plugin_after_fork,
     .list_exports = vimg_plugin_list_exports,
     .default_export = vimg_plugin_default_export,
     .export_description = vimg_plugin_export_description,
