@@ -655,8 +655,6 @@ test_truncate(void)
     ok(r == 0 && img->size == 64 << 20, "grow 1M -> 64M (new L1)");
     r = ops->pwrite(img, buf, sizeof(buf), (64 << 20) - 4096, NULL);
     ok(r == 0, "write at the new end");
-    ok(ops->truncate(img, 1 << 20, true, NULL) == -ENOTSUP,
-       "shrinking is refused");
     q_close(img);
     r = q_open(path("t.qcow2"), NULL, 0, &img, NULL);
     ok(r == 0 && img->size == 64 << 20, "reopened size");
@@ -665,6 +663,20 @@ test_truncate(void)
         ok(memcmp(rd, buf, sizeof(buf)) == 0, "old data kept");
         ops->pread(img, rd, sizeof(rd), (64 << 20) - 4096, NULL);
         ok(memcmp(rd, buf, sizeof(buf)) == 0, "new data readable");
+        q_close(img);
+    }
+    /* Shrinking (resize --shrink) cuts the end and keeps the rest. */
+    r = q_open(path("t.qcow2"), NULL, VIMG_OPEN_RDWR, &img, NULL);
+    ok(r == 0 && ops->truncate(img, 1 << 20, true, NULL) == 0 &&
+       img->size == 1 << 20, "shrink 64M -> 1M");
+    if (r == 0) {
+        q_close(img);
+    }
+    r = q_open(path("t.qcow2"), NULL, 0, &img, NULL);
+    ok(r == 0 && img->size == 1 << 20, "reopened shrunk size");
+    if (r == 0) {
+        ops->pread(img, rd, sizeof(rd), 1000, NULL);
+        ok(memcmp(rd, buf, sizeof(buf)) == 0, "data below the new end kept");
         q_close(img);
     }
     if (getenv("QCOW2_KEEP_DIR")) {
