@@ -13,7 +13,13 @@
 #   identical through qemu-img, qemu-img check clean, digest changed;
 # - refusals leave the image untouched (sha256): wrong passphrase, several
 #   key slots without --force (with --force the other passphrase is gone),
-#   LUKS2, raw, plain and AES qcow2, qcow v1, bad options;
+#   LUKS2, raw, AES qcow2, qcow v1, compressed plain qcow2, bad options;
+# - plain qcow2 made by qemu-img/qemu-io with a snapshot and a backing file
+#   name, encrypted in place: qemu-img info says LUKS, qemu-img check is
+#   clean, qemu-img compare (with the passphrase) finds the active layer and
+#   the snapshot equal to the original plaintext, no plaintext sector left,
+#   qemu-io writes to it afterwards; an unfinished run reads correctly and
+#   refuses writes;
 # - while a run is unfinished vimg reads the image correctly, refuses
 #   writes and amend; -p shows progress; --help.
 
@@ -183,7 +189,10 @@ refuse l2.luks "LUKS2 volumes is not supported" "${OBJS[@]}" -o key-secret=s0
 head -c 1M /dev/zero >plain.raw
 refuse plain.raw "does not support re-encryption" -f raw
 expect_ok qemu-img create -q -f qcow2 plain.qcow2 4M
-refuse plain.qcow2 "Encrypting an unencrypted image in place is not supported"
+expect_ok qemu-io -c "write -P 0x55 0 1M" plain.qcow2
+expect_ok qemu-img convert -c -O qcow2 plain.qcow2 comp.qcow2
+refuse comp.qcow2 "Compressed clusters cannot be encrypted in place" \
+    "${OBJS[@]}" -o encrypt.key-secret=s0
 expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
     -o encrypt.format=aes,encrypt.key-secret=s0 aes.qcow2 4M
 refuse aes.qcow2 "legacy AES images in place is not supported" "${OBJS[@]}" \
@@ -191,7 +200,58 @@ refuse aes.qcow2 "legacy AES images in place is not supported" "${OBJS[@]}" \
 expect_ok qemu-img create -q -f qcow plain.qcow 4M
 refuse plain.qcow "does not support re-encryption" -f qcow
 expect_error 1 "Expecting one image file name" "$VIMG" reencrypt
-echo "ok refusals: wrong key, options, LUKS2, raw, plain/AES qcow2, qcow"
+echo "ok refusals: wrong key, options, LUKS2, raw, AES/compressed qcow2, qcow"
+
+# ---- plain qcow2 -> qcow2+LUKS ---------------------------------------------------------
+expect_ok qemu-img create -q -f qcow2 back.qcow2 16M
+expect_ok qemu-img create -q -f qcow2 -b back.qcow2 -F qcow2 p.qcow2 16M
+expect_ok qemu-io -c "write -P 0x11 0 3M" -c "write -P 0x22 9M 1M" p.qcow2
+expect_ok qemu-img snapshot -c snap1 p.qcow2
+expect_ok qemu-io -c "write -P 0x33 1M 1M" -c "write -P 0x44 13M 2M" p.qcow2
+expect_ok qemu-img convert -O raw p.qcow2 p-active.raw
+expect_ok qemu-img convert -l snapshot.name=snap1 -O raw p.qcow2 p-snap.raw
+cp p.qcow2 p.qcow2.orig
+expect_ok "$VIMG" reencrypt -p "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 p.qcow2
+[ ! -e p.qcow2.reenc ] || fail "plain: journal left"
+expect_ok qemu-img info p.qcow2
+grep_last "encrypted: yes"
+grep_last "format: luks"
+grep_last "backing file: back.qcow2"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(qopts p.qcow2)"
+grep_last "No errors were found on the image."
+expect_ok qemu-img compare "${OBJS[@]}" --image-opts \
+    "driver=qcow2,file.filename=p.qcow2.orig" "$(qopts p.qcow2)"
+same_data p-active.raw "$(qopts p.qcow2)" "plain: active layer changed"
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(qopts p.qcow2)" -O raw p-snap2.raw
+assert_same_file p-snap.raw p-snap2.raw "plain: snapshot data changed"
+python3 - p.qcow2 <<'PYEOF' || fail "plain: plaintext sectors left"
+import sys
+d = open(sys.argv[1], 'rb').read()
+sys.exit(any(d[o:o + 512] == bytes([b]) * 512
+             for o in range(0, len(d), 512) for b in (0x11, 0x22, 0x33, 0x44)))
+PYEOF
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(qopts p.qcow2)" -c "write -P 0x66 5M 64k" \
+    -c "read -P 0x66 5M 64k" -c "read -P 0x33 1M 1M"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(qopts p.qcow2)"
+echo "ok plain qcow2 with a snapshot and a backing file encrypted in place: LUKS, check clean, same data"
+
+cp p.qcow2.orig pu.qcow2
+{ VIMG_FAILPOINT=write:4:crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 pu.qcow2; } 2>/dev/null
+assert_eq "$LAST_RC" 137 "plain: failpoint crash"
+[ -e pu.qcow2.reenc ] || fail "plain: no journal after an interrupted run"
+expect_ok qemu-img check pu.qcow2
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=p-active.raw" \
+    "$(qopts pu.qcow2)"
+expect_error 2 "Encryption of '$TEST_TMP/pu.qcow2' is unfinished" \
+    "$VIMG" compare -f raw p-active.raw "$TEST_TMP/pu.qcow2"
+run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(qopts pu.qcow2)" -c "write -P 1 0 512"
+grep_last "write failed: Device or resource busy"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 pu.qcow2
+same_data p-active.raw "$(qopts pu.qcow2)" "plain: resumed image differs"
+echo "ok plain qcow2, unfinished run: vimg reads correctly, refuses writes; resume completes"
 
 # ---- an unfinished run: reads work, writes are refused ------------------------------
 cp q.luks.orig u.luks

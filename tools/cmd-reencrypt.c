@@ -18,7 +18,8 @@
 
 static const char reencrypt_help[] =
     "Re-encrypt an image in place with a new master key (a vimg feature).\n"
-    "Raw LUKS1 volumes and qcow2 images with LUKS encryption are supported.\n"
+    "Raw LUKS1 volumes and qcow2 images with LUKS encryption are supported;\n"
+    "an unencrypted qcow2 image is encrypted in place (qcow2 with LUKS).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
     "then vimg reads the image correctly and refuses to write to it.\n"

@@ -1351,7 +1351,7 @@ luks_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
 {
     struct luks_state *s = img->priv;
     struct luks1_create_params p;
-    struct reenc_target t;
+    struct reenc_target t = {0};
     struct reenc_extent ext;
     const char *key_id, *bad_alg = NULL;
     char *pw = NULL;

@@ -112,6 +112,7 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
     };
     char *pw = NULL;
     size_t pwlen = 0;
+    bool plain = false;
     int r;
 
     switch (s->hdr.crypt_method) {
@@ -121,7 +122,18 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
                                   "No encryption in image header, but options "
                                   "specified format '%s'", fmt);
         }
-        return 0;
+        /* `vimg reencrypt` is encrypting it: read through its journal. */
+        plain = !no_io && reenc_exists(img->filename);
+        if (plain && !key_id) {
+            return vimg_error_set(errp, -EINVAL, "Encryption of '%s' is "
+                                  "unfinished; give encrypt.key-secret to "
+                                  "read it, or run 'vimg reencrypt' to "
+                                  "complete it", img->filename);
+        }
+        if (!plain) {
+            return 0;
+        }
+        break;
     case QCOW2_CRYPT_AES:
         if (fmt && strcmp(fmt, "aes") != 0) {
             return vimg_error_set(errp, -EINVAL,
@@ -153,7 +165,7 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
                               "options specify '%s'", fmt);
     }
     /* qemu finds the missing extension before it asks for the key. */
-    if (!s->has_crypto_ext) {
+    if (!s->has_crypto_ext && !plain) {
         if (no_io) {
             return 0;
         }
@@ -175,7 +187,11 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
      * once it is finishing the header region may be half replaced, so the
      * journal's copy of the new header is used. */
     r = no_io ? 0 : reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
-    if (r == 0 && reenc_finishing(s->reenc)) {
+    if (r == 0 && plain && !s->reenc) {
+        r = vimg_error_set(errp, -ENOENT, "The re-encryption journal of '%s' "
+                           "vanished", img->filename);
+    }
+    if (r == 0 && (reenc_finishing(s->reenc) || plain)) {
         reenc_header_io(s->reenc, &io);
     }
     if (r == 0) {

@@ -10,6 +10,14 @@
  * code (reencrypt.c) rewrites those extents chunk by chunk and finally
  * copies the new LUKS header over the crypto header region.  Compressed
  * clusters cannot occur with encryption and are refused.
+ *
+ * An unencrypted image (crypt_method 0) is encrypted the same way with
+ * "old key = none": host-offset IVs do not depend on which table refers
+ * to a cluster, so the same walk applies.  The header region is allocated
+ * (in memory only) before the journal is created and recorded in it; the
+ * refcounts reach the disk, and the qcow2 header is switched to LUKS,
+ * only in the finishing step after all data is encrypted (plain_finish).
+ * Compressed clusters are refused: they would stay plaintext.
  */
 #include "config.h"
 
@@ -78,7 +86,8 @@ collect_l1(struct vimg_image *img, const uint64_t *l1, uint32_t n,
 
             if (e & QCOW2_OFLAG_COMPRESSED) {
                 return vimg_error_set(errp, -ENOTSUP, "Compressed clusters "
-                                      "cannot be re-encrypted");
+                                      "cannot be encrypted in place; use "
+                                      "'vimg convert'");
             }
             if (!d) {
                 continue;
@@ -280,6 +289,141 @@ qcow2_crypt_writable(struct vimg_image *img, struct vimg_error **errp)
     return 0;
 }
 
+/*
+ * Make cluster 0 say qcow2+LUKS with the header region at @off: crypt
+ * method 2 and the FDE extension inserted first, everything after it
+ * (other extensions, the end marker, a backing file name) moved up 24
+ * bytes; one write of the changed sectors, then a flush.
+ */
+static int
+switch_header(struct vimg_image *img, uint64_t off, uint64_t len,
+              struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    const struct qcow2_header *h = &s->hdr;
+    size_t cs = s->cluster_size;
+    uint64_t hl = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;
+    uint64_t p = hl, end;
+    uint8_t *buf = malloc(cs);
+    int r;
+
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    r = full_pread(img->fd, buf, cs, 0);
+    if (r < 0) {
+        free(buf);
+        return vimg_error_set(errp, r, "Could not read the qcow2 header: %s",
+                              strerror(-r));
+    }
+    while (p + 8 <= cs && ld_be32(buf + p) != 0) {
+        p += 8 + ROUND_UP((uint64_t)ld_be32(buf + p + 4), 8);
+    }
+    end = p + 8;
+    if (h->backing_file_offset) {
+        end = MAX(end, h->backing_file_offset + h->backing_file_size);
+    }
+    if (p + 8 > cs || end + 24 > cs) {
+        free(buf);
+        return vimg_error_set(errp, -ENOSPC, "No room for the encryption "
+                              "header extension in the first cluster; use "
+                              "'vimg convert'");
+    }
+    memmove(buf + hl + 24, buf + hl, end - hl);
+    st_be32(buf + hl, QCOW2_EXT_CRYPTO);
+    st_be32(buf + hl + 4, 16);
+    st_be64(buf + hl + 8, off);
+    st_be64(buf + hl + 16, len);
+    if (h->backing_file_offset) {
+        st_be64(buf + 8, h->backing_file_offset + 24);
+    }
+    st_be32(buf + 32, QCOW2_CRYPT_LUKS);
+    r = full_pwrite(img->fd, buf, ROUND_UP(end + 24, 512), 0);
+    if (r == 0) {
+        r = file_flush(img->fd);
+    }
+    free(buf);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write the qcow2 header: %s",
+                              strerror(-r));
+    }
+    return 0;
+}
+
+/*
+ * Finishing step of encrypting a plain image, after the new LUKS header
+ * area is in its clusters: refcount those clusters (unless a previous
+ * attempt did), then one header write makes the image qcow2+LUKS.
+ * Idempotent.
+ */
+static int
+plain_finish(void *opaque, struct vimg_error **errp)
+{
+    struct vimg_image *img = opaque;
+    struct qcow2_state *s = img->priv;
+    uint64_t off, len, c, ref;
+    int r;
+
+    reenc_header_area(s->reenc, &off, &len);
+    if (s->hdr.crypt_method == QCOW2_CRYPT_LUKS && s->crypto_offset == off) {
+        return 0;
+    }
+    for (c = off; c < off + len; c += s->cluster_size) {
+        r = qcow2_get_refcount(img, c >> s->cluster_bits, &ref, errp);
+        if (r == 0 && ref == 0) {
+            r = qcow2_update_refcount(img, c, s->cluster_size, 1, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+    }
+    r = qcow2_refcount_flush(img, errp);
+    if (r < 0) {
+        return r;
+    }
+    r = switch_header(img, off, len, errp);
+    if (r == 0) {
+        s->crypto_offset = off;
+        s->crypto_length = len;
+        s->has_crypto_ext = true;
+        s->hdr.crypt_method = QCOW2_CRYPT_LUKS;
+    }
+    return r;
+}
+
+/*
+ * Where the new header of a plain image goes: from the journal when
+ * resuming, else newly allocated clusters (refcounts in memory only; see
+ * plain_finish).
+ */
+static int
+plain_header_area(struct vimg_image *img, const struct luks1_create_params *p,
+                  struct reenc_target *t, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t len, off;
+    int r;
+
+    t->old = NULL;
+    t->finish = plain_finish;
+    t->opaque = img;
+    if (s->reenc) {
+        reenc_header_area(s->reenc, &t->hdr_off, &t->hdr_len);
+        return 0;
+    }
+    r = luks1_payload_bytes(p, &len, errp);
+    if (r == 0) {
+        r = qcow2_alloc_clusters(img, DIV_ROUND_UP(len, s->cluster_size),
+                                 &off, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    t->hdr_off = off;
+    t->hdr_len = len;
+    return 0;
+}
+
 int
 qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
                 struct vimg_secrets *secrets, bool force,
@@ -289,8 +433,9 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     struct qcow2_state *s = img->priv;
     struct luks1_create_params p;
     struct reenc_extent *ext = NULL;
-    struct reenc_target t;
+    struct reenc_target t = {0};
     const char *key_id;
+    bool plain = s->hdr.crypt_method == QCOW2_CRYPT_NONE;
     char *pw = NULL;
     size_t pwlen = 0, n = 0;
     int r;
@@ -306,11 +451,9 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
                               "images in place is not supported; use 'vimg "
                               "convert -O qcow2 -o encrypt.format=luks,...'");
     default:
-        return vimg_error_set(errp, -ENOTSUP, "Encrypting an unencrypted "
-                              "image in place is not supported; use 'vimg "
-                              "convert -O qcow2 -o encrypt.format=luks,...'");
+        break;
     }
-    if (!s->luks || !luks1_unlocked(s->luks)) {
+    if (!plain && (!s->luks || !luks1_unlocked(s->luks))) {
         return vimg_error_set(errp, -EACCES, "The image is not unlocked");
     }
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
@@ -318,7 +461,11 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
                               "file cannot be re-encrypted");
     }
     key_id = vimg_opts_take(opts, "encrypt.key-secret");
-    luks1_params_from(s->luks, &p);
+    if (plain) {
+        luks1_create_params_default(&p);
+    } else {
+        luks1_params_from(s->luks, &p);
+    }
     r = take_params(opts, &p, errp);
     if (r < 0) {
         return r;
@@ -327,7 +474,8 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL, "Parameter 'encrypt.key-secret' "
                               "is required for cipher");
     }
-    r = reenc_check_slots(s->reenc, img->filename, s->luks, force, errp);
+    r = plain ? 0 : reenc_check_slots(s->reenc, img->filename, s->luks,
+                                      force, errp);
     if (r < 0) {
         return r;
     }
@@ -351,8 +499,20 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     t.hdr_len = s->crypto_length;
     t.iv_base = 0;
     t.old = s->luks;
+    if (plain) {
+        r = plain_header_area(img, &p, &t, errp);
+        if (r < 0) {
+            safe_free(pw);
+            free(ext);
+            return r;
+        }
+    }
     r = reenc_run(&t, &s->reenc, ext, n, &p, pw, pwlen, progress, opaque,
                   errp);
+    if (r < 0 && plain && !s->reenc) {
+        /* No journal was made: give the header clusters back. */
+        (void)qcow2_update_refcount(img, t.hdr_off, t.hdr_len, -1, NULL);
+    }
     safe_free(pw);
     free(ext);
     if (r == 0) {

@@ -915,7 +915,7 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         }
     }
     img->size = s->hdr.size;
-    img->encrypted = s->hdr.crypt_method != QCOW2_CRYPT_NONE;
+    img->encrypted = s->hdr.crypt_method != QCOW2_CRYPT_NONE || s->luks;
     img->alignment = img->encrypted ? 512 : 1;
     return 0;
 

@@ -44,6 +44,8 @@
 #define J_CHUNK         (1024 * 1024)
 #define J_MAX_HDR       (64u * 1024 * 1024)
 
+#define J_PLAIN         1u      /* flag: the old data is plaintext */
+
 enum {
     J_RUNNING = 1,              /* chunks are being rewritten */
     J_FINISHING = 2,            /* data done; header copy pending */
@@ -59,6 +61,7 @@ struct reenc {
     uint64_t chunk;             /* size of one backup area */
     uint64_t backup_len;        /* 0: no valid backup */
     uint32_t backup_area;       /* 0 or 1 */
+    uint32_t flags;             /* J_PLAIN */
     uint8_t backup_sum[32];
     uint8_t *hdr;               /* the new header area, hdr_len bytes */
     uint8_t *backup;            /* chunk bytes; valid for backup_len */
@@ -163,6 +166,7 @@ sb_encode(const struct reenc *j, uint8_t *b)
     st_le32(b + 64, j->backup_area);
     memcpy(b + 72, j->backup_sum, 32);
     st_le64(b + 104, j->chunk);
+    st_le32(b + 112, j->flags);
     return crypto_hash(CRYPTO_HASH_SHA256, b, J_SUM_OFF, b + J_SUM_OFF);
 }
 
@@ -187,6 +191,7 @@ sb_decode(struct reenc *j, const uint8_t *b)
     j->backup_area = ld_le32(b + 64);
     memcpy(j->backup_sum, b + 72, 32);
     j->chunk = ld_le64(b + 104);
+    j->flags = ld_le32(b + 112);
     return 1;
 }
 
@@ -321,10 +326,12 @@ reenc_open(const char *filename, const char *pw, size_t pwlen,
     j->backup_len = tmp[best].backup_len;
     j->backup_area = tmp[best].backup_area;
     memcpy(j->backup_sum, tmp[best].backup_sum, 32);
+    j->flags = tmp[best].flags;
     if ((j->state != J_RUNNING && j->state != J_FINISHING) ||
         tmp[best].chunk != J_CHUNK || j->backup_area > 1 ||
         j->backup_len > J_CHUNK || j->backup_len % 512 ||
-        j->hdr_len == 0 || j->hdr_len > J_MAX_HDR || j->hdr_len % 512) {
+        j->hdr_len == 0 || j->hdr_len > J_MAX_HDR || j->hdr_len % 512 ||
+        (j->flags & ~J_PLAIN)) {
         r = vimg_error_set(errp, -EINVAL, "Re-encryption journal '%s' is "
                            "damaged (bad superblock fields)", j->path);
         goto fail;
@@ -360,6 +367,23 @@ reenc_open(const char *filename, const char *pw, size_t pwlen,
 fail:
     reenc_free(j);
     return r;
+}
+
+bool
+reenc_exists(const char *filename)
+{
+    char *p = journal_path(filename, ".reenc");
+    bool r = p && access(p, F_OK) == 0;
+
+    free(p);
+    return r;
+}
+
+void
+reenc_header_area(const struct reenc *j, uint64_t *off, uint64_t *len)
+{
+    *off = j->hdr_off;
+    *len = j->hdr_len;
 }
 
 bool
@@ -426,6 +450,8 @@ reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
         }
         if (use_new) {
             r = luks1_decrypt(j->newl, (pos - iv_base) / 512, p, n);
+        } else if (j->flags & J_PLAIN) {
+            r = 0;                      /* not encrypted yet */
         } else {
             r = luks1_decrypt(old, (pos - iv_base) / 512, p, n);
         }
@@ -483,6 +509,7 @@ journal_create(const struct reenc_target *t,
     j->hdr_len = t->hdr_len;
     j->iv_base = t->iv_base;
     j->state = J_RUNNING;
+    j->flags = t->old ? 0 : J_PLAIN;
     j->hdr = calloc(1, t->hdr_len);
     if (!j->hdr) {
         r = vimg_error_set(errp, -ENOMEM, "Out of memory");
@@ -494,9 +521,10 @@ journal_create(const struct reenc_target *t,
         goto fail;
     }
     luks1_free(l);
-    /* Same payload offset and UUID as the old header (offsets 104, 168). */
+    /* Same payload offset and UUID as the old header (offsets 104, 168);
+     * a new header for plaintext data keeps its fresh UUID. */
     st_be32(j->hdr + 104, (uint32_t)(t->hdr_len / 512));
-    r = full_pread(t->fd, j->hdr + 168, 40, t->hdr_off + 168);
+    r = t->old ? full_pread(t->fd, j->hdr + 168, 40, t->hdr_off + 168) : 0;
     if (r < 0) {
         r = vimg_error_set(errp, r, "Could not read the LUKS header of '%s'",
                            t->filename);
@@ -581,7 +609,7 @@ do_chunk(const struct reenc_target *t, struct reenc *j, uint64_t pos,
     if (r < 0) {
         return r;
     }
-    r = luks1_decrypt(t->old, sector, buf, n);
+    r = (j->flags & J_PLAIN) ? 0 : luks1_decrypt(t->old, sector, buf, n);
     if (r == 0) {
         r = luks1_encrypt(j->newl, sector, buf, n);
     }
@@ -611,7 +639,7 @@ rewrite_data(const struct reenc_target *t, struct reenc *j,
     size_t i;
     int r = 0;
 
-    if (!t->old || !luks1_unlocked(t->old)) {
+    if (!(j->flags & J_PLAIN) && (!t->old || !luks1_unlocked(t->old))) {
         return vimg_error_set(errp, -EACCES, "The image is not unlocked");
     }
     for (i = 0; i < n_ext; i++) {
@@ -693,7 +721,8 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
         }
         *jp = j;
     } else if (j->hdr_off != t->hdr_off || j->hdr_len != t->hdr_len ||
-               j->iv_base != t->iv_base) {
+               j->iv_base != t->iv_base ||
+               (j->state == J_RUNNING && !(j->flags & J_PLAIN) != !!t->old)) {
         return vimg_error_set(errp, -EINVAL, "Re-encryption journal '%s' "
                               "does not match the image", j->path);
     }
@@ -713,6 +742,12 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
     if (r < 0) {
         return vimg_error_set(errp, r, "Could not write the new LUKS header "
                               "of '%s': %s", t->filename, strerror(-r));
+    }
+    if (t->finish) {
+        r = t->finish(t->opaque, errp);
+        if (r < 0) {
+            return r;
+        }
     }
     if (unlink(j->path) < 0) {
         return jerr(j, errp, -errno, "cannot delete");

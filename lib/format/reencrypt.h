@@ -36,7 +36,12 @@ struct reenc_target {
     const char *filename;       /* the image; the journal is FILENAME.reenc */
     uint64_t hdr_off, hdr_len;  /* LUKS1 header area in the file */
     uint64_t iv_base;           /* file offset of IV sector 0 */
-    struct luks1 *old;          /* the unlocked current header */
+    struct luks1 *old;          /* the unlocked current header; NULL: the
+                                 * data is plaintext (encrypting in place) */
+    /* Called after the new header area is written and flushed, before the
+     * journal is deleted (may be NULL); must be idempotent. */
+    int (*finish)(void *opaque, struct vimg_error **errp);
+    void *opaque;
 };
 
 /**
@@ -49,6 +54,12 @@ struct reenc_target {
 int reenc_open(const char *filename, const char *pw, size_t pwlen,
                struct reenc **out, struct vimg_error **errp);
 void reenc_free(struct reenc *j);
+
+/** reenc_exists - whether @filename has a journal (FILENAME.reenc). */
+bool reenc_exists(const char *filename);
+
+/** reenc_header_area - where the journal's new header area goes. */
+void reenc_header_area(const struct reenc *j, uint64_t *off, uint64_t *len);
 
 /** reenc_finishing - the data is done; only the header copy remains. */
 bool reenc_finishing(const struct reenc *j);
