@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -38,6 +39,54 @@ struct safe_hdr {
 static struct safe_hdr *cache[SAFE_CACHE_MAX];
 static size_t n_cache;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Live buffers, so that safe_owns() can answer for any pointer (libgcrypt's
+ * free hook passes ordinary malloc'd ones too) without reading memory
+ * outside it.  Only addresses are kept; there are few live buffers.
+ */
+static const void **live;
+static size_t n_live, cap_live;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool
+live_add(const void *p)
+{
+    bool ok = true;
+
+    pthread_mutex_lock(&live_lock);
+    if (n_live == cap_live) {
+        size_t ncap = cap_live ? cap_live * 2 : 64;
+        const void **n = realloc(live, ncap * sizeof(*n));
+
+        if (n) {
+            live = n;
+            cap_live = ncap;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok) {
+        live[n_live++] = p;
+    }
+    pthread_mutex_unlock(&live_lock);
+    return ok;
+}
+
+static void
+live_remove(const void *p)
+{
+    size_t i;
+
+    pthread_mutex_lock(&live_lock);
+    for (i = 0; i < n_live; i++) {
+        if (live[i] == p) {
+            live[i] = live[--n_live];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_lock);
+}
 
 static size_t
 page_size(void)
@@ -81,6 +130,13 @@ safe_alloc(size_t len)
         }
         pthread_mutex_unlock(&cache_lock);
         if (h) {
+            if (!live_add(h + 1)) {
+                pthread_mutex_lock(&cache_lock);
+                cache[n_cache++] = h;
+                pthread_mutex_unlock(&cache_lock);
+                errno = ENOMEM;
+                return NULL;
+            }
             /* Wiped when it was freed: zeroed except for the header. */
             h->magic = SAFE_MAGIC;
             h->map_len = total;
@@ -101,6 +157,12 @@ safe_alloc(size_t len)
 #endif
     /* Anonymous mappings are already zero-filled. */
     h = map;
+    if (!live_add(h + 1)) {
+        (void)munlock(map, total);
+        (void)munmap(map, total);
+        errno = ENOMEM;
+        return NULL;
+    }
     h->magic = SAFE_MAGIC;
     h->map_len = total;
     h->len = len;
@@ -122,6 +184,7 @@ safe_free(void *p)
         /* Not ours: refusing is safer than unmapping a random range. */
         return;
     }
+    live_remove(p);
     total = h->map_len;
     explicit_bzero(h, total);
     if (total == page_size()) {
@@ -143,20 +206,21 @@ safe_free(void *p)
     errno = saved;
 }
 
-/*
- * A safe buffer starts right after its header at a page boundary, so the
- * header read below is on the same (mapped) page as @p.  For a foreign
- * pointer (malloc'd memory, from the libgcrypt free hook) that read lies
- * outside its allocation, which AddressSanitizer would report: the load is
- * deliberately not instrumented.
- */
-__attribute__((no_sanitize_address)) bool
+bool
 safe_owns(const void *p)
 {
+    bool found = false;
+    size_t i;
+
     if (!p || ((uintptr_t)p & (page_size() - 1)) != sizeof(struct safe_hdr)) {
         return false;
     }
-    return ((const volatile struct safe_hdr *)hdr_of(p))->magic == SAFE_MAGIC;
+    pthread_mutex_lock(&live_lock);
+    for (i = 0; i < n_live && !found; i++) {
+        found = live[i] == p;
+    }
+    pthread_mutex_unlock(&live_lock);
+    return found;
 }
 
 size_t

@@ -665,6 +665,14 @@ test_truncate(void)
         ok(memcmp(rd, buf, sizeof(buf)) == 0, "new data readable");
         q_close(img);
     }
+    if (getenv("QCOW2_KEEP_DIR")) {
+        uint8_t *shadow = calloc(1, 64 << 20);
+
+        memcpy(shadow + 1000, buf, sizeof(buf));
+        memcpy(shadow + (64 << 20) - 4096, buf, sizeof(buf));
+        keep("truncated", path("t.qcow2"), shadow, 64 << 20);
+        free(shadow);
+    }
     /* Shrinking (resize --shrink) cuts the end and keeps the rest. */
     r = q_open(path("t.qcow2"), NULL, VIMG_OPEN_RDWR, &img, NULL);
     ok(r == 0 && ops->truncate(img, 1 << 20, true, NULL) == 0 &&
@@ -680,11 +688,10 @@ test_truncate(void)
         q_close(img);
     }
     if (getenv("QCOW2_KEEP_DIR")) {
-        uint8_t *shadow = calloc(1, 64 << 20);
+        uint8_t *shadow = calloc(1, 1 << 20);
 
         memcpy(shadow + 1000, buf, sizeof(buf));
-        memcpy(shadow + (64 << 20) - 4096, buf, sizeof(buf));
-        keep("truncated", path("t.qcow2"), shadow, 64 << 20);
+        keep("shrunk", path("t.qcow2"), shadow, 1 << 20);
         free(shadow);
     }
 }
