@@ -172,7 +172,10 @@ vg 0 io -f qcow2 -c 'write -P 0x33 0 8k' q2.qcow2
 vg 0 snapshot -a s1 q2.qcow2
 vg 0 snapshot -d s1 q2.qcow2
 vg 0 resize -f qcow2 q2.qcow2 64M
-vg 1 amend -f qcow2 -o lazy_refcounts=on q2.qcow2   # only encrypt.* amends
+vg 0 amend -f qcow2 -o lazy_refcounts=on q2.qcow2
+vg 0 amend -f qcow2 -o compat=0.10,lazy_refcounts=off q2.qcow2
+vg 1 amend -f qcow2 -o refcount_bits=8 q2.qcow2   # width changes: refused
+vg 0 resize -f qcow2 --shrink q2.qcow2 48M
 vg 0 convert -f qcow2 -O raw qc.qcow2 qc.raw
 assert_same_file qc.raw src.raw "raw -> compressed qcow2 -> raw"
 vg 0 convert -f qcow2 -O raw q2.qcow2 q2.raw
