@@ -315,6 +315,7 @@ luks_open(struct vimg_image *img, struct vimg_opts *opts,
         jio.opaque = j1.opaque;
         jio.read = j1.read;
         jio.write = NULL;
+        jio.detached = false;
         r = luks_load(&jio, s, errp);
     } else {
         r = luks_load(&io, s, errp);

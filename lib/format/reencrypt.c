@@ -251,6 +251,7 @@ hdr_write(void *opaque, uint64_t off, const void *buf, size_t len,
 void
 reenc_header_io(struct reenc *j, struct luks1_io *io)
 {
+    memset(io, 0, sizeof(*io));
     io->opaque = j;
     io->read = hdr_read;
     io->write = NULL;
