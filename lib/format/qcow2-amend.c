@@ -227,17 +227,7 @@ rewrite_header(struct vimg_image *img, uint32_t version,
     end = h->backing_file_offset ? MIN(h->backing_file_offset, cs) : cs;
     memcpy(buf, old, QCOW2_V2_HEADER_LEN);
     st_be32(buf + 4, version);
-    if (version >= 3) {
-        st_be64(buf + 72, h->incompatible_features);
-        st_be64(buf + 80, h->compatible_features);
-        st_be64(buf + 88, h->autoclear_features);
-        st_be32(buf + 96, h->refcount_order);
-        st_be32(buf + 100, QCOW2_V3_WRITTEN_LEN);
-        buf[104] = h->compression_type;
-        off = QCOW2_V3_WRITTEN_LEN;
-    } else {
-        off = QCOW2_V2_HEADER_LEN;
-    }
+    off = qcow2_put_header_tail(buf, h, version);
     for (pass = 0; pass < 2; pass++) {
         if (pass == 1 && version >= 3 && cs > 4096) {
             size_t tlen = qcow2_feature_table(NULL, 0);

@@ -416,6 +416,26 @@ qcow2_feature_table(uint8_t *buf, size_t len)
     return tlen;
 }
 
+/*
+ * Fill the version-dependent part of a header in @buf (the v3 fields when
+ * @version >= 3) and return where header extensions start.
+ */
+size_t
+qcow2_put_header_tail(uint8_t *buf, const struct qcow2_header *h,
+                      uint32_t version)
+{
+    if (version >= 3) {
+        st_be64(buf + 72, h->incompatible_features);
+        st_be64(buf + 80, h->compatible_features);
+        st_be64(buf + 88, h->autoclear_features);
+        st_be32(buf + 96, h->refcount_order);
+        st_be32(buf + 100, QCOW2_V3_WRITTEN_LEN);
+        buf[104] = h->compression_type;
+        return QCOW2_V3_WRITTEN_LEN;
+    }
+    return QCOW2_V2_HEADER_LEN;
+}
+
 /* Cluster 0 from the state: fields, then extensions in qemu's order. */
 static int
 build_header(const struct qcow2_state *s, uint8_t *buf,
@@ -434,17 +454,7 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
     st_be64(buf + 40, h->l1_table_offset);
     st_be64(buf + 48, h->refcount_table_offset);
     st_be32(buf + 56, h->refcount_table_clusters);
-    if (h->version >= 3) {
-        st_be64(buf + 72, h->incompatible_features);
-        st_be64(buf + 80, h->compatible_features);
-        st_be64(buf + 88, h->autoclear_features);
-        st_be32(buf + 96, h->refcount_order);
-        st_be32(buf + 100, QCOW2_V3_WRITTEN_LEN);
-        buf[104] = h->compression_type;
-        off = QCOW2_V3_WRITTEN_LEN;
-    } else {
-        off = QCOW2_V2_HEADER_LEN;
-    }
+    off = qcow2_put_header_tail(buf, h, h->version);
     if (s->backing_name && s->backing_fmt) {
         size_t flen = strlen(s->backing_fmt);
 

@@ -184,6 +184,11 @@ struct qcow2_state {
     struct qcow2_bitmaps *bitmaps; /* tracked persistent bitmaps, or NULL */
 };
 
+/** qcow2_put_header_tail - the v3 header fields (version >= 3) into @buf;
+ *  returns the offset where header extensions start. */
+size_t qcow2_put_header_tail(uint8_t *buf, const struct qcow2_header *h,
+                             uint32_t version);
+
 /* ---- small helpers ---- */
 
 static inline uint64_t
