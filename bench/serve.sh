@@ -9,7 +9,12 @@
 #   4k-rand-r  fio --ioengine=nbd randread,  bs=4k, iodepth=16
 #   4k-rand-w  fio --ioengine=nbd randwrite, bs=4k, iodepth=16
 # MB/s are 10^6 bytes/s of guest data (fio: IOPS*4096), best of REPS.
-# Ratios are vimg / reference.
+# Ratios are vimg / reference.  For the fio workloads the script also
+# reports the server's own CPU time (user+sys of the server process, all
+# threads, from /proc) per request, lowest of REPS: unlike throughput it
+# hardly depends on what else the machine is doing, so it shows the
+# servers' cost per request even on a loaded machine (ratio reference/vimg:
+# higher is better for vimg).
 #
 # Usage: bench/serve.sh [VIMG]   (default build/tools/vimg)
 # Environment: SIZE_MIB (512), REPS (2), FIO_SECS (8), BENCH_DIR (/tmp).
@@ -81,8 +86,11 @@ stop() { kill "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
 
 now() { date +%s.%N; }
 best=
-keep_best() { # keep_best MBS
+keep_best() { # keep_best MBS [CPU-US]
     if [ -z "$best" ] || [ "$(echo "$1 > $best" | bc)" = 1 ]; then best=$1; fi
+    if [ -n "${2:-}" ] && { [ -z "$bcpu" ] || [ "$(echo "$2 < $bcpu" | bc)" = 1 ]; }; then
+        bcpu=$2
+    fi
 }
 
 seq_read() {
@@ -95,32 +103,40 @@ seq_write() {
     t0=$(now); nbdcopy in.raw "$URI"; t1=$(now)
     echo "scale=1; $SIZE_MIB * 1048576 / ($t1 - $t0) / 1000000" | bc
 }
-fio_run() { # fio_run randread|randwrite
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
+HZ=$(getconf CLK_TCK)
+fio_run() { # fio_run randread|randwrite: prints "MB/s us-CPU-per-request"
+    local c0 c1
+    c0=$(cpu_ticks)
     fio --name=j --ioengine=nbd --uri="$URI" --rw="$1" --bs=4k \
         --iodepth=16 --size=${SIZE_MIB}M --time_based --runtime="$FIO_SECS" \
         --output-format=json --output=fio.json >fio.out 2>fio.err ||
         { cat fio.err >&2; exit 1; }
+    c1=$(cpu_ticks)
     local key=read
     [ "$1" = randwrite ] && key=write
-    jq -r ".jobs[0].$key.iops * 4096 / 1000000 | . * 10 | floor / 10" fio.json
+    jq -r --arg key "$key" --argjson cpu "$(( c1 - c0 ))" --argjson hz "$HZ" '
+        .jobs[0][$key] | "\(.iops * 4096 / 1000000 | . * 10 | floor / 10) " +
+        "\($cpu / $hz * 1000000 / .total_ios | . * 10 | floor / 10)"' fio.json
 }
 
-declare -A R
+declare -A R C
 measure() { # measure SERVER IMAGE
     local w i
     for w in seq-read seq-write 4k-rand-r 4k-rand-w; do
         start "$1" "$2"
-        best=
+        best= bcpu=
         for ((i = 0; i < REPS; i++)); do
             case $w in
                 seq-read) keep_best "$(seq_read)" ;;
                 seq-write) keep_best "$(seq_write)" ;;
-                4k-rand-r) keep_best "$(fio_run randread)" ;;
-                4k-rand-w) keep_best "$(fio_run randwrite)" ;;
+                4k-rand-r) keep_best $(fio_run randread) ;;
+                4k-rand-w) keep_best $(fio_run randwrite) ;;
             esac
         done
         stop
         R[$1/$2/$w]=$best
+        C[$1/$2/$w]=$bcpu
     done
 }
 
@@ -146,5 +162,18 @@ for img in l q; do
         v=${R[vimg/$img/$w]} q=${R[qemu-nbd/$img/$w]} k=${R[nbdkit-luks/$img/$w]:-}
         printf '%-14s %-10s %9s %9s %11s %8s %8s\n' $name $w "$v" "$q" "${k:--}" \
             "$(ratio "$v" "$q")" "$([ -n "$k" ] && ratio "$v" "$k" || echo -)"
+    done
+done
+echo
+echo "server CPU time per request (us, user+sys of the server process, lowest of $REPS)"
+printf '%-14s %-10s %9s %9s %11s %8s %8s\n' image workload vimg qemu-nbd nbdkit-luks \
+    'qemu/v' 'nbdkit/v'
+for img in l q; do
+    name=raw-LUKS
+    [ $img = q ] && name=qcow2+LUKS
+    for w in 4k-rand-r 4k-rand-w; do
+        v=${C[vimg/$img/$w]} q=${C[qemu-nbd/$img/$w]} k=${C[nbdkit-luks/$img/$w]:-}
+        printf '%-14s %-10s %9s %9s %11s %8s %8s\n' $name $w "$v" "$q" "${k:--}" \
+            "$(ratio "$q" "$v")" "$([ -n "$k" ] && ratio "$k" "$v" || echo -)"
     done
 done
