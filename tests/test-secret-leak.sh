@@ -30,8 +30,8 @@
 #     as data=: and /proc/PID/cmdline no longer shows it (vimg overwrites
 #     data= values in its argv once they are parsed).
 # (5) Argon2 working memory: while vimg unlocks a LUKS2 argon2id keyslot
-#     with a 64 MiB memory cost, every anonymous mapping of at least
-#     48 MiB in the process (one must be seen, else the check is blind)
+#     with a 64 MiB memory cost, every anonymous mapping with at least
+#     48 MiB resident (one must be seen, else the check is blind)
 #     is MADV_DONTDUMP and not mlocked ("Locked: 0 kB": LUKS2 memory
 #     costs up to 4 GiB exceed RLIMIT_MEMLOCK, and root must not pin
 #     them), and the derivation still opens the volume (same data).
@@ -264,11 +264,14 @@ while time.time() < deadline:
         if m:
             lo, hi = int(m.group(1), 16), int(m.group(2), 16)
             cur = {'range': f'{lo:x}-{hi:x}', 'kib': (hi - lo) // 1024,
-                   'anon': m.group(3) == '0', 'locked': 0}
+                   'anon': m.group(3) == '0', 'locked': 0, 'rss': 0}
+        elif cur and line.startswith('Rss:'):
+            cur['rss'] = int(line.split()[1])
         elif cur and line.startswith('Locked:'):
             cur['locked'] = int(line.split()[1])
         elif cur and line.startswith('VmFlags:'):
-            if cur['anon'] and cur['kib'] >= min_kib:
+            # populated, not merely reserved (sanitizer shadow/heap areas)
+            if cur['anon'] and cur['rss'] >= min_kib:
                 cur['dd'] = 'dd' in line.split()[1:]
                 seen[cur['range']] = cur
     time.sleep(0.02)
@@ -276,7 +279,8 @@ if not seen:
     sys.exit(f'no anonymous mapping of {min_kib} KiB or more seen: the check is blind')
 bad = [v for v in seen.values() if not v['dd'] or v['locked']]
 for v in seen.values():
-    print(f"{v['range']} {v['kib']} KiB dd={v['dd']} locked={v['locked']} kB")
+    print(f"{v['range']} {v['kib']} KiB rss={v['rss']} kB dd={v['dd']} "
+          f"locked={v['locked']} kB")
 sys.exit('Argon2 memory not DONTDUMP or mlocked' if bad else 0)
 PY
 rm -f a2fifo && mkfifo a2fifo
