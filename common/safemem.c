@@ -11,6 +11,12 @@
  * hash contexts, see lib/crypto/backend-gcrypt.c) are wiped and kept in a
  * small cache of still-locked, still-DONTDUMP pages, so a hash of key
  * material costs a memset instead of five system calls.
+ *
+ * safe_alloc_unlocked() is the same without mlock(), for large scratch
+ * memory derived from secrets (Argon2's memory cost, up to 4 GiB): never
+ * dumped and wiped on free, but not pinned, which would fail beyond
+ * RLIMIT_MEMLOCK or, for root, pin gigabytes.  Such buffers never enter the
+ * page cache, which holds locked pages only.
  */
 #include "config.h"
 
@@ -31,7 +37,7 @@ struct safe_hdr {
     uint64_t magic;
     size_t map_len;    /* whole mapping, header included */
     size_t len;        /* what the caller asked for */
-    size_t pad;
+    size_t unlocked;   /* 1: from safe_alloc_unlocked (never mlocked) */
 };
 
 /* Wiped one-page mappings ready for reuse (mlocked, MADV_DONTDUMP). */
@@ -110,8 +116,8 @@ safe_wipe(void *p, size_t len)
     }
 }
 
-void *
-safe_alloc(size_t len)
+static void *
+alloc_pages(size_t len, bool lock)
 {
     size_t psz = page_size();
     size_t total;
@@ -123,7 +129,7 @@ safe_alloc(size_t len)
         return NULL;
     }
     total = (len + sizeof(*h) + psz - 1) / psz * psz;
-    if (total == psz) {
+    if (total == psz && lock) {
         pthread_mutex_lock(&cache_lock);
         if (n_cache > 0) {
             h = cache[--n_cache];
@@ -151,7 +157,9 @@ safe_alloc(size_t len)
         return NULL;
     }
     /* Best effort: an unprivileged process may exceed its mlock budget. */
-    (void)mlock(map, total);
+    if (lock) {
+        (void)mlock(map, total);
+    }
 #ifdef MADV_DONTDUMP
     (void)madvise(map, total, MADV_DONTDUMP);
 #endif
@@ -166,7 +174,20 @@ safe_alloc(size_t len)
     h->magic = SAFE_MAGIC;
     h->map_len = total;
     h->len = len;
+    h->unlocked = !lock;
     return h + 1;
+}
+
+void *
+safe_alloc(size_t len)
+{
+    return alloc_pages(len, true);
+}
+
+void *
+safe_alloc_unlocked(size_t len)
+{
+    return alloc_pages(len, false);
 }
 
 void
@@ -174,6 +195,7 @@ safe_free(void *p)
 {
     struct safe_hdr *h;
     size_t total;
+    bool locked;
     int saved = errno;
 
     if (!p) {
@@ -186,8 +208,9 @@ safe_free(void *p)
     }
     live_remove(p);
     total = h->map_len;
+    locked = !h->unlocked;
     explicit_bzero(h, total);
-    if (total == page_size()) {
+    if (total == page_size() && locked) {
         bool kept = false;
 
         pthread_mutex_lock(&cache_lock);
@@ -201,7 +224,9 @@ safe_free(void *p)
             return;
         }
     }
-    (void)munlock(h, total);
+    if (locked) {
+        (void)munlock(h, total);
+    }
     (void)munmap(h, total);
     errno = saved;
 }

@@ -11,6 +11,12 @@
 
 /** safe_alloc - zeroed secure buffer of @len bytes (len may be 0); NULL + errno on failure. */
 void *safe_alloc(size_t len);
+/**
+ * safe_alloc_unlocked - safe_alloc without mlock (MADV_DONTDUMP, zeroed,
+ * wiped by safe_free): for large scratch memory such as Argon2's, which
+ * must not be pinned.
+ */
+void *safe_alloc_unlocked(size_t len);
 /** safe_free - wipe and release a buffer from safe_alloc (NULL is a no-op). */
 void safe_free(void *p);
 /** safe_len - the length given to safe_alloc. */

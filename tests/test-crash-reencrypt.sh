@@ -19,8 +19,10 @@
 #
 # Scenarios: raw LUKS1 (4 MiB, 1 MiB chunks), qcow2+LUKS made by qemu-img
 # with a snapshot (data clusters scattered over 16 MiB), and the same made
-# as a plain qcow2 and encrypted in place; for qcow2 the killed image must
-# never be corrupt for qemu-img check (leaks allowed, exit 0 or 3).
+# as a plain qcow2 and encrypted in place, and a smaller legacy AES qcow2
+# made by qemu-img (snapshot, a compressed cluster) migrated to LUKS; for
+# qcow2 the killed image must never be corrupt for qemu-img check (leaks
+# allowed, exit 0 or 3).
 
 . "${SRCDIR:-$(dirname "$0")}/functions.sh"
 
@@ -141,6 +143,21 @@ plain_check()
     grep_last "format: luks"
 }
 crash_loop pbase.qcow2 x.qcow2 active.raw qopts plain_check -- \
+    "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000
+
+# ---- legacy AES qcow2 with a snapshot, migrated to LUKS in place ---------------------
+# Smaller (8 MiB, 2.5 MiB of data) to keep the run short; qemu-img made it.
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 abase.qcow2 8M
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(qopts abase.qcow2)" \
+    -c "write -P 0x11 0 1M" -c "write -P 0x22 5M 512k"
+expect_ok qemu-img snapshot "${OBJS[@]}" -c snap1 --image-opts "$(qopts abase.qcow2)"
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(qopts abase.qcow2)" \
+    -c "write -P 0x33 512k 512k" -c "write -P 0x44 7M 512k" -c "write -c -P 0x55 3M 64k"
+expect_ok qemu-img convert "${OBJS[@]}" --image-opts "$(qopts abase.qcow2)" -O raw active.raw
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(qopts abase.qcow2)" -O raw snap.raw
+crash_loop abase.qcow2 x.qcow2 active.raw qopts plain_check -- \
     "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000
 
 # ---- a real kill -9 at a random moment ----------------------------------------------

@@ -13,7 +13,14 @@
 #   identical through qemu-img, qemu-img check clean, digest changed;
 # - refusals leave the image untouched (sha256): wrong passphrase, several
 #   key slots without --force (with --force the other passphrase is gone),
-#   LUKS2, raw, AES qcow2, qcow v1, compressed plain qcow2, bad options;
+#   LUKS2, raw, qcow v1 (plain and AES: pointing to vimg convert),
+#   compressed plain qcow2, bad options;
+# - legacy AES qcow2 made by qemu-img/qemu-io (backing file, snapshot that
+#   shares clusters, a compressed cluster) migrated to qcow2+LUKS in place:
+#   qemu-img info says luks, check clean, compare/convert -l equal to the
+#   original plaintext, every data cluster rewritten, compressed cluster
+#   kept and read by qemu-io; an unfinished migration reads correctly in
+#   vimg and refuses writes; a host cluster at two guest offsets is refused;
 # - plain qcow2 made by qemu-img/qemu-io with a snapshot and a backing file
 #   name, encrypted in place: qemu-img info says LUKS, qemu-img check is
 #   clean, qemu-img compare (with the passphrase) finds the active layer and
@@ -193,14 +200,16 @@ expect_ok qemu-io -c "write -P 0x55 0 1M" plain.qcow2
 expect_ok qemu-img convert -c -O qcow2 plain.qcow2 comp.qcow2
 refuse comp.qcow2 "Compressed clusters cannot be encrypted in place" \
     "${OBJS[@]}" -o encrypt.key-secret=s0
-expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
-    -o encrypt.format=aes,encrypt.key-secret=s0 aes.qcow2 4M
-refuse aes.qcow2 "legacy AES images in place is not supported" "${OBJS[@]}" \
-    -o encrypt.key-secret=s0
 expect_ok qemu-img create -q -f qcow plain.qcow 4M
-refuse plain.qcow "does not support re-encryption" -f qcow
+refuse plain.qcow "qcow version 1 images cannot hold LUKS encryption; use 'vimg convert -O qcow2 -o encrypt.format=luks,...'" \
+    "${OBJS[@]}" -o encrypt.key-secret=s0
+expect_ok qemu-img create -q -f qcow "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 aes.qcow 4M
+refuse aes.qcow "use 'vimg convert -O qcow2 -o encrypt.format=luks" "${OBJS[@]}" \
+    -o encrypt.key-secret=s0
+refuse aes.qcow "qcow version 1 images cannot hold LUKS" -f qcow
 expect_error 1 "Expecting one image file name" "$VIMG" reencrypt
-echo "ok refusals: wrong key, options, LUKS2, raw, AES/compressed qcow2, qcow"
+echo "ok refusals: wrong key, options, LUKS2, raw, compressed plain qcow2, qcow v1 (plain and AES)"
 
 # ---- plain qcow2 -> qcow2+LUKS ---------------------------------------------------------
 expect_ok qemu-img create -q -f qcow2 back.qcow2 16M
@@ -252,6 +261,114 @@ grep_last "write failed: Device or resource busy"
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 pu.qcow2
 same_data p-active.raw "$(qopts pu.qcow2)" "plain: resumed image differs"
 echo "ok plain qcow2, unfinished run: vimg reads correctly, refuses writes; resume completes"
+
+# ---- legacy AES qcow2 -> qcow2+LUKS ----------------------------------------------------
+# Made by qemu-img 7.2 (it still creates crypt_method 1), data by qemu-io:
+# a plain backing file, a compressed cluster (qemu writes those unencrypted
+# even in AES images), a snapshot sharing clusters with the active layer.
+aopts() { echo "driver=qcow2,encrypt.key-secret=${2:-s0},file.filename=$1"; }
+expect_ok qemu-img create -q -f qcow2 aback.qcow2 16M
+expect_ok qemu-io -c "write -P 0x77 4M 1M" aback.qcow2
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" -b aback.qcow2 -F qcow2 \
+    -o encrypt.format=aes,encrypt.key-secret=s0 a.qcow2 16M
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts a.qcow2)" \
+    -c "write -P 0x11 0 3M" -c "write -P 0x22 9M 1M" -c "write -c -P 0x55 6M 64k"
+expect_ok qemu-img snapshot "${OBJS[@]}" -c snap1 --image-opts "$(aopts a.qcow2)"
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts a.qcow2)" \
+    -c "write -P 0x33 1M 1M" -c "write -P 0x44 13M 2M" -c "write -P 0x66 4M 64k"
+expect_ok qemu-img convert "${OBJS[@]}" --image-opts "$(aopts a.qcow2)" -O raw a-active.raw
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(aopts a.qcow2)" -O raw a-snap.raw
+expect_ok qemu-img info a.qcow2
+grep_last "format: aes"
+cp a.qcow2 a.qcow2.orig
+# vimg reads qemu's AES image before (the same data as qemu-img)
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=a-active.raw" \
+    "$(aopts a.qcow2)"
+expect_ok "$VIMG" reencrypt -p "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 a.qcow2
+grep_last "(100.00/100%)"
+[ ! -e a.qcow2.reenc ] || fail "aes: journal left"
+expect_ok qemu-img info a.qcow2
+grep_last "encrypted: yes"
+grep_last "format: luks"
+grep_last "cipher alg: aes-256"
+grep_last "cipher mode: xts"
+grep_last "backing file: aback.qcow2"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(aopts a.qcow2)"
+grep_last "No errors were found on the image."
+expect_ok "$VIMG" check a.qcow2
+same_data a-active.raw "$(aopts a.qcow2)" "aes: active layer changed"
+expect_ok qemu-img compare "${OBJS[@]}" --image-opts \
+    "$(aopts a.qcow2.orig)" "$(aopts a.qcow2)"
+expect_ok qemu-img convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(aopts a.qcow2)" -O raw a-snap2.raw
+assert_same_file a-snap.raw a-snap2.raw "aes: snapshot data changed"
+# the compressed cluster is still there, and still read by qemu
+expect_ok qemu-img map "${OBJS[@]}" --output=json --image-opts "$(aopts a.qcow2)"
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts a.qcow2)" -c "read -P 0x55 6M 64k" \
+    -c "read -P 0x77 4160k 64k" -c "read -P 0x66 4M 64k"
+expect_ok qemu-img check --output=json "${OBJS[@]}" --image-opts "$(aopts a.qcow2)"
+grep_last '"compressed-clusters": 1'
+# every uncompressed data cluster changed: no old AES ciphertext left
+python3 - a.qcow2.orig a.qcow2 <<'PYEOF' || fail "aes: data clusters unchanged"
+import struct, sys
+a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
+cs = 1 << struct.unpack('>I', a[20:24])[0]
+l1n, l1o = struct.unpack('>IQ', a[36:48])
+hosts = set()
+for i in range(l1n):
+    l2 = struct.unpack('>Q', a[l1o + 8 * i:l1o + 8 * i + 8])[0] & 0x00fffffffffffe00
+    for k in range(l2 and cs // 8):
+        e = struct.unpack('>Q', a[l2 + 8 * k:l2 + 8 * k + 8])[0]
+        if e and not e >> 62 & 1 and e & 0x00fffffffffffe00:
+            hosts.add(e & 0x00fffffffffffe00)
+same = [h for h in hosts if any(a[o:o + 512] == b[o:o + 512]
+                                for o in range(h, h + cs, 512))]
+print(len(hosts), 'data clusters', len(same), 'with an unchanged sector')
+sys.exit(1 if same or len(hosts) < 40 else 0)
+PYEOF
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts a.qcow2)" -c "write -P 0x67 5M 64k" \
+    -c "read -P 0x67 5M 64k" -c "read -P 0x33 1M 1M"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(aopts a.qcow2)"
+echo "ok legacy AES qcow2 (qemu-img, backing file, snapshot, compressed cluster) migrated to LUKS: check clean, same data"
+
+# An unfinished migration: vimg reads it (new key below the boundary, the
+# AES key above), refuses writes; qemu-img check finds the structure intact.
+cp a.qcow2.orig au.qcow2
+{ VIMG_FAILPOINT=write:5:crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 au.qcow2; } 2>/dev/null
+assert_eq "$LAST_RC" 137 "aes: failpoint crash"
+[ -e au.qcow2.reenc ] || fail "aes: no journal after an interrupted run"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(aopts au.qcow2)"
+expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=a-active.raw" \
+    "$(aopts au.qcow2)"
+expect_ok "$VIMG" convert "${OBJS[@]}" -l snapshot.name=snap1 \
+    --image-opts "$(aopts au.qcow2)" -O raw au-snap.raw
+assert_same_file a-snap.raw au-snap.raw "aes: unfinished run, snapshot read by vimg"
+run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" -c "write -P 1 0 512"
+grep_last "write failed: Device or resource busy"
+run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" -c "write -z 0 64k"
+grep_last "write failed: Device or resource busy"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 au.qcow2
+same_data a-active.raw "$(aopts au.qcow2)" "aes: resumed image differs"
+expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(aopts au.qcow2)"
+echo "ok AES qcow2, unfinished run: vimg reads correctly, refuses writes; resume completes"
+
+# A host cluster at two guest offsets (crafted: L2 entry 1 points at the
+# cluster of entry 0) has two meanings under AES: refused, image untouched.
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 dup.qcow2 4M
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts dup.qcow2)" -c "write -P 0x11 0 128k"
+python3 - dup.qcow2 <<'PYEOF' || fail "crafting dup.qcow2"
+import struct, sys
+f = open(sys.argv[1], 'r+b'); d = f.read()
+l1o = struct.unpack('>Q', d[40:48])[0]
+l2 = struct.unpack('>Q', d[l1o:l1o + 8])[0] & 0x00fffffffffffe00
+f.seek(l2 + 8); f.write(d[l2:l2 + 8])
+PYEOF
+refuse dup.qcow2 "is used at guest offsets 0 and 0x10000" "${OBJS[@]}" -o encrypt.key-secret=s0
+echo "ok AES qcow2 with one host cluster at two guest offsets is refused"
 
 # ---- an unfinished run: reads work, writes are refused ------------------------------
 cp q.luks.orig u.luks

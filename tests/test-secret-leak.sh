@@ -29,6 +29,12 @@
 #     in MADV_DONTDUMP mappings; the same for the passphrase, which is given
 #     as data=: and /proc/PID/cmdline no longer shows it (vimg overwrites
 #     data= values in its argv once they are parsed).
+# (5) Argon2 working memory: while vimg unlocks a LUKS2 argon2id keyslot
+#     with a 64 MiB memory cost, every anonymous mapping with at least
+#     48 MiB resident (one must be seen, else the check is blind)
+#     is MADV_DONTDUMP and not mlocked ("Locked: 0 kB": LUKS2 memory
+#     costs up to 4 GiB exceed RLIMIT_MEMLOCK, and root must not pin
+#     them), and the derivation still opens the volume (same data).
 
 # shellcheck source=functions.sh
 source "${SRCDIR:-$(dirname "$0")}/functions.sh"
@@ -228,6 +234,68 @@ wait "$pid" || true
 no_secret hold.out "held process stdout"
 no_secret hold.err "held process stderr"
 echo "ok process state: no core, not dumpable, clean environment"
+
+# ---- (5): Argon2 working memory (before (4), which needs cryptsetup) ----------------
+rm -f a2.luks
+expect_ok "$VIMG" create -q -f luks --object "secret,id=s0,file=$TEST_TMP/sec.pw" \
+    -o key-secret=s0,encrypt.format=luks2,kdf=argon2id,memory=65536,parallel=1,iter-count=4 \
+    a2.luks 1M
+expect_ok "$VIMG" io --object "secret,id=s0,file=$TEST_TMP/sec.pw" --image-opts \
+    "driver=luks,key-secret=s0,file.filename=a2.luks" -c "write -P 0x6b 0 64k"
+cat >kdfmem.py <<'PY'
+import os, re, sys, time
+pid, min_kib, fifo, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+# vimg waits for its secret on the fifo: only now, with this poller
+# running (python starts slowly on a loaded machine), may the KDF begin.
+with open(fifo, 'wb') as f:
+    f.write(open(secret, 'rb').read())
+seen, deadline = {}, time.time() + 120
+while time.time() < deadline:
+    try:
+        state = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0]
+        text = open(f'/proc/{pid}/smaps').read()
+    except (OSError, IndexError):
+        text, state = '', '?'
+    if state in ('Z', 'X') or not os.path.exists(f'/proc/{pid}'):
+        break                           # exited
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r'^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)', line)
+        if m:
+            lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+            cur = {'range': f'{lo:x}-{hi:x}', 'kib': (hi - lo) // 1024,
+                   'anon': m.group(3) == '0', 'locked': 0, 'rss': 0}
+        elif cur and line.startswith('Rss:'):
+            cur['rss'] = int(line.split()[1])
+        elif cur and line.startswith('Locked:'):
+            cur['locked'] = int(line.split()[1])
+        elif cur and line.startswith('VmFlags:'):
+            # populated, not merely reserved (sanitizer shadow/heap areas)
+            if cur['anon'] and cur['rss'] >= min_kib:
+                cur['dd'] = 'dd' in line.split()[1:]
+                seen[cur['range']] = cur
+    time.sleep(0.02)
+if not seen:
+    sys.exit(f'no anonymous mapping of {min_kib} KiB or more seen: the check is blind')
+bad = [v for v in seen.values() if not v['dd'] or v['locked']]
+for v in seen.values():
+    print(f"{v['range']} {v['kib']} KiB rss={v['rss']} kB dd={v['dd']} "
+          f"locked={v['locked']} kB")
+sys.exit('Argon2 memory not DONTDUMP or mlocked' if bad else 0)
+PY
+rm -f a2fifo && mkfifo a2fifo
+"$VIMG" convert --object "secret,id=s0,file=$TEST_TMP/a2fifo" --image-opts \
+    "driver=luks,key-secret=s0,file.filename=a2.luks" -O raw a2.raw >a2.out 2>a2.err &
+pid=$!
+cleanup_fn kill -9 "$pid"
+python3 kdfmem.py "$pid" $((48 * 1024)) a2fifo sec.pw >kdfmem.out 2>&1 ||
+    { cat kdfmem.out >&2; fail "Argon2 working memory check"; }
+wait "$pid" || fail "argon2id volume did not open: $(cat a2.err)"
+cat kdfmem.out
+python3 -c "
+import sys; d = open('a2.raw', 'rb').read()
+sys.exit(d[:65536] != b'\x6b' * 65536)" || fail "argon2id volume: wrong data"
+echo "ok Argon2 working memory (64 MiB) in MADV_DONTDUMP, unlocked pages"
 
 # ---- (4): key material of an open image; data= scrubbed from argv ---------------
 if ! command -v cryptsetup >/dev/null; then

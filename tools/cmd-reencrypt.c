@@ -19,7 +19,10 @@
 static const char reencrypt_help[] =
     "Re-encrypt an image in place with a new master key (a vimg feature).\n"
     "Raw LUKS1 volumes and qcow2 images with LUKS encryption are supported;\n"
-    "an unencrypted qcow2 image is encrypted in place (qcow2 with LUKS).\n"
+    "an unencrypted qcow2 image is encrypted in place, and a qcow2 image\n"
+    "with legacy AES encryption is migrated in place, to qcow2 with LUKS\n"
+    "(the AES passphrase becomes the LUKS passphrase; AES cannot tell a\n"
+    "wrong passphrase, so check that the image reads correctly first).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
     "then vimg reads the image correctly and refuses to write to it.\n"
@@ -157,6 +160,13 @@ run_reencrypt(int argc, char **argv)
     }
     format = image_format(argv[optind], fmt);
     if (!format) {
+        goto out;
+    }
+    if (strcmp(format, "qcow") == 0) {
+        /* Plain or AES, with or without the key: qcow v1 has no LUKS. */
+        cli_error("qcow version 1 images cannot hold LUKS encryption; use "
+                  "'vimg convert -O qcow2 -o encrypt.format=luks,...' "
+                  "instead");
         goto out;
     }
     key_opt = strcmp(format, "qcow2") == 0 ? "encrypt.key-secret"

@@ -8,14 +8,17 @@
  * gcry_kdf_compute), so a "cpus"/lanes value > 1 only changes the result,
  * not the parallelism.  Parameters are capped before libgcrypt allocates
  * (memory <= CRYPTO_ARGON2_MAX_MEMORY_KIB), since LUKS2 headers are
- * untrusted input.
+ * untrusted input.  The working memory (memory cost KiB, derived from the
+ * passphrase) is MADV_DONTDUMP and wiped on free: crypto_kdf_scratch()
+ * routes libgcrypt's ordinary allocations to safe_alloc_unlocked() while
+ * the KDF runs (not mlocked: gigabytes cannot be locked).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <gcrypt.h>
 
-#include "crypto/crypto.h"
+#include "crypto/crypto-internal.h"
 
 int
 crypto_argon2(enum crypto_argon2_type type, const void *pw, size_t pwlen,
@@ -63,10 +66,12 @@ crypto_argon2(enum crypto_argon2_type type, const void *pw, size_t pwlen,
     param[2] = m_cost_kib;
     param[3] = lanes;
     /* libgcrypt takes non-const pointers; it does not modify the inputs. */
+    crypto_kdf_scratch(true);
     err = gcry_kdf_open(&hd, GCRY_KDF_ARGON2, subalgo[type], param, 4,
                         pw, pwlen, salt, saltlen, (void *)secret, secretlen,
                         (void *)ad, adlen);
     if (err) {
+        crypto_kdf_scratch(false);
         return gcry_err_code(err) == GPG_ERR_ENOMEM ? -ENOMEM : -EINVAL;
     }
     err = gcry_kdf_compute(hd, NULL);
@@ -74,6 +79,7 @@ crypto_argon2(enum crypto_argon2_type type, const void *pw, size_t pwlen,
         err = gcry_kdf_final(hd, outlen, out);
     }
     gcry_kdf_close(hd);
+    crypto_kdf_scratch(false);
     if (err) {
         return gcry_err_code(err) == GPG_ERR_ENOMEM ? -ENOMEM : -EIO;
     }

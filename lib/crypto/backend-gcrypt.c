@@ -65,14 +65,35 @@ static int init_result = -EIO;
  * secure handle to a memset; AES-XTS throughput is unchanged (see
  * docs/architecture.md, "Key material in memory").
  *
+ * Argon2's working memory (gcry_kdf_open's block array, up to 4 GiB, all
+ * of it derived from the passphrase) is an ordinary allocation inside
+ * libgcrypt.  While crypto_argon2() runs, its thread sets kdf_scratch and
+ * the ordinary allocator hands out safe_alloc_unlocked() memory instead:
+ * MADV_DONTDUMP and wiped on free like the secure kind, but not mlocked
+ * (locking gigabytes fails beyond RLIMIT_MEMLOCK, or pins them for root).
+ *
  * If the application initialised libgcrypt itself, its choices stand (a
  * library must not replace them): the SECURE flags then use whatever secure
- * memory the application set up.
+ * memory the application set up, and Argon2 memory is ordinary heap.
  */
+static __thread bool kdf_scratch;
+
+void
+crypto_kdf_scratch(bool on)
+{
+    kdf_scratch = on;
+}
+
 static void *
 gcry_safe_alloc(size_t n)
 {
     return safe_alloc(n);
+}
+
+static void *
+gcry_plain_alloc(size_t n)
+{
+    return kdf_scratch ? safe_alloc_unlocked(n) : malloc(n);
 }
 
 static int
@@ -121,7 +142,7 @@ do_init(void)
 #endif
     /* Only when vimg is the one initialising libgcrypt (see above). */
     if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-        gcry_set_allocation_handler(NULL, gcry_safe_alloc,
+        gcry_set_allocation_handler(gcry_plain_alloc, gcry_safe_alloc,
                                     gcry_safe_is_secure, gcry_safe_realloc,
                                     gcry_safe_release);
         gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);

@@ -6,6 +6,7 @@
 #ifndef VIMG_CRYPTO_INTERNAL_H
 #define VIMG_CRYPTO_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,5 +35,14 @@ int crypto_pbkdf2_portable(enum crypto_hash_alg h, const void *pw,
 int crypto_cipher_new_soft(enum crypto_cipher_alg a, enum crypto_cipher_mode m,
                            const uint8_t *key, size_t keylen,
                            struct crypto_cipher **out);
+
+/**
+ * crypto_kdf_scratch - while on (per thread), libgcrypt's ordinary
+ * allocations come from safe_alloc_unlocked() (MADV_DONTDUMP, wiped on
+ * free, not mlocked); crypto_argon2() turns it on around the KDF so its
+ * working memory never reaches a core dump.  No effect if the application
+ * initialised libgcrypt itself.
+ */
+void crypto_kdf_scratch(bool on);
 
 #endif /* VIMG_CRYPTO_INTERNAL_H */

@@ -494,6 +494,9 @@ read_host(struct vimg_image *img, void *buf, size_t len, uint64_t host,
         return vimg_error_set(errp, r, "Read failed at host offset %#" PRIx64
                               ": %s", host, strerror(-r));
     }
+    if (s->aes && s->reenc) {
+        return qcow2_aes_reenc_decrypt(s, host, guest, buf, len, errp);
+    }
     if (s->luks) {
         return qcow2_decrypt(s, host, buf, len, errp);
     }

@@ -16,6 +16,9 @@
  * / 512.  No header extension may exist, there is no key check (a wrong
  * passphrase reads garbage, as in qemu).  It is created only on explicit
  * request (encrypt.format=aes or encryption=on); the CLI warns then.
+ * While `vimg reencrypt` migrates such an image to LUKS (its journal
+ * exists), the journal's new LUKS header is loaded too and reads go
+ * through qcow2_aes_reenc_decrypt.
  */
 #include "config.h"
 
@@ -97,6 +100,41 @@ get_password(struct vimg_secrets *secrets, const char *id, char **pw,
 
 /* ---- open -------------------------------------------------------------------- */
 
+/*
+ * A legacy AES image that `vimg reencrypt` is migrating to LUKS: load the
+ * journal and its new header (unlocked with the same passphrase); reads
+ * then go through qcow2_aes_reenc_decrypt, writes are refused.
+ */
+static int
+aes_open_journal(struct vimg_image *img, const char *pw, size_t pwlen,
+                 struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct luks1_io io;
+    int r;
+
+    r = reenc_open(img->filename, pw, pwlen, &s->reenc, errp);
+    if (r == 0 && !s->reenc) {
+        r = vimg_error_set(errp, -ENOENT, "The re-encryption journal of '%s' "
+                           "vanished", img->filename);
+    }
+    if (r == 0) {
+        reenc_header_io(s->reenc, &io);
+        r = luks1_load(&io, &s->luks, errp);
+    }
+    if (r == 0) {
+        r = luks1_unlock(s->luks, pw, pwlen, errp);
+        r = r < 0 ? r : 0;
+    }
+    if (r < 0) {
+        luks1_free(s->luks);
+        s->luks = NULL;
+        reenc_free(s->reenc);
+        s->reenc = NULL;
+    }
+    return r;
+}
+
 int
 qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
                  struct vimg_secrets *secrets, struct vimg_error **errp)
@@ -153,6 +191,9 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
             return r;
         }
         r = qcowaes_new(pw, pwlen, &s->aes, errp);
+        if (r == 0 && reenc_exists(img->filename)) {
+            r = aes_open_journal(img, pw, pwlen, errp);
+        }
         safe_free(pw);
         return r;
     default:
@@ -242,6 +283,24 @@ qcow2_aes_crypt(struct qcow2_state *s, bool enc, uint64_t guest, void *buf,
         return vimg_error_set(errp, r, "Could not %s data at guest offset %#"
                               PRIx64 ": %s", enc ? "encrypt" : "decrypt",
                               guest, strerror(-r));
+    }
+    return 0;
+}
+
+int
+qcow2_aes_reenc_decrypt(struct qcow2_state *s, uint64_t host, uint64_t guest,
+                        void *buf, size_t len, struct vimg_error **errp)
+{
+    int r;
+
+    if (s->stale) {
+        return vimg_error_set(errp, -ESTALE, "The image was re-encrypted; "
+                              "reopen it");
+    }
+    r = reenc_decrypt_aes(s->reenc, s->aes, host, guest, buf, len);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not decrypt data at host "
+                              "offset %#" PRIx64 ": %s", host, strerror(-r));
     }
     return 0;
 }

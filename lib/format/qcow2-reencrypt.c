@@ -9,7 +9,8 @@
  * tables is rewritten once).  Metadata never moves: the generic journal
  * code (reencrypt.c) rewrites those extents chunk by chunk and finally
  * copies the new LUKS header over the crypto header region.  Compressed
- * clusters cannot occur with encryption and are refused.
+ * clusters are not encrypted (qemu writes them in plaintext even in
+ * encrypted images) and are left alone.
  *
  * An unencrypted image (crypt_method 0) is encrypted the same way with
  * "old key = none": host-offset IVs do not depend on which table refers
@@ -18,6 +19,14 @@
  * refcounts reach the disk, and the qcow2 header is switched to LUKS,
  * only in the finishing step after all data is encrypted (plain_finish).
  * Compressed clusters are refused: they would stay plaintext.
+ *
+ * A legacy AES image (crypt_method 1) is migrated to LUKS the same way,
+ * but its IVs are GUEST sectors: the walk keeps each cluster's guest
+ * offset, refuses a host cluster referenced at two different guest
+ * offsets (its bytes decrypt differently in each view), and the journal
+ * decrypts with the AES key and the guest offset, encrypts with the new
+ * key and the host offset.  Compressed clusters are left as they are:
+ * qemu never encrypts them, in AES images as in LUKS ones.
  */
 #include "config.h"
 
@@ -31,17 +40,22 @@
 #include "safemem.h"
 #include "secret/secret.h"
 
+/* A data cluster: where it is and the guest offset it was found at. */
+struct mapping {
+    uint64_t host, guest;
+};
+
 struct offsets {
-    uint64_t *v;
+    struct mapping *v;
     size_t n, cap;
 };
 
 static int
-push(struct offsets *o, uint64_t off)
+push(struct offsets *o, uint64_t host, uint64_t guest)
 {
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 1024;
-        uint64_t *v = realloc(o->v, cap * sizeof(*v));
+        struct mapping *v = realloc(o->v, cap * sizeof(*v));
 
         if (!v) {
             return -ENOMEM;
@@ -49,11 +63,18 @@ push(struct offsets *o, uint64_t off)
         o->v = v;
         o->cap = cap;
     }
-    o->v[o->n++] = off;
+    o->v[o->n].host = host;
+    o->v[o->n].guest = guest;
+    o->n++;
     return 0;
 }
 
-/* Add the data clusters of the L2 tables listed in @l1 (@n entries). */
+/*
+ * Add the data clusters of the L2 tables listed in @l1 (@n entries).
+ * Compressed clusters of an encrypted image are skipped: qemu never
+ * encrypts them (AES or LUKS), so they stay as they are; in a plain image
+ * they are refused (they would stay plaintext in an "encrypted" image).
+ */
 static int
 collect_l1(struct vimg_image *img, const uint64_t *l1, uint32_t n,
            uint64_t file_end, uint8_t *l2, struct offsets *o,
@@ -84,6 +105,10 @@ collect_l1(struct vimg_image *img, const uint64_t *l1, uint32_t n,
             uint64_t e = ld_be64(l2 + k * s->l2_entry_size);
             uint64_t d = e & QCOW2_OFFSET_MASK;
 
+            if ((e & QCOW2_OFLAG_COMPRESSED) &&
+                s->hdr.crypt_method != QCOW2_CRYPT_NONE) {
+                continue;
+            }
             if (e & QCOW2_OFLAG_COMPRESSED) {
                 return vimg_error_set(errp, -ENOTSUP, "Compressed clusters "
                                       "cannot be encrypted in place; use "
@@ -97,7 +122,7 @@ collect_l1(struct vimg_image *img, const uint64_t *l1, uint32_t n,
                                       "offset %#" PRIx64 "; run 'vimg check "
                                       "-r all'", d);
             }
-            if (push(o, d) < 0) {
+            if (push(o, d, (i * entries + k) << s->cluster_bits) < 0) {
                 return vimg_error_set(errp, -ENOMEM, "Out of memory");
             }
         }
@@ -131,16 +156,21 @@ read_l1(struct vimg_image *img, uint64_t off, uint32_t n, uint64_t **out,
 }
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_mapping(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    const struct mapping *x = a, *y = b;
 
-    return x < y ? -1 : x > y;
+    if (x->host != y->host) {
+        return x->host < y->host ? -1 : 1;
+    }
+    return x->guest < y->guest ? -1 : x->guest > y->guest;
 }
 
 /*
  * The host extents holding encrypted data, sorted and merged; *out is
- * malloc'd (possibly with *n 0).
+ * malloc'd (possibly with *n 0).  For legacy AES each extent is also
+ * contiguous in the guest and carries its guest offset; a host cluster
+ * found at two guest offsets is refused.
  */
 static int
 data_extents(struct vimg_image *img, struct reenc_extent **out, size_t *n,
@@ -152,6 +182,7 @@ data_extents(struct vimg_image *img, struct reenc_extent **out, size_t *n,
     struct reenc_extent *ext = NULL;
     uint8_t *l2 = malloc(s->cluster_size);
     int64_t end = file_size(img->fd);
+    bool aes = s->hdr.crypt_method == QCOW2_CRYPT_AES;
     size_t i, m = 0;
     uint32_t k;
     int r;
@@ -184,25 +215,38 @@ data_extents(struct vimg_image *img, struct reenc_extent **out, size_t *n,
         free(o.v);
         return r;
     }
-    qsort(o.v, o.n, sizeof(*o.v), cmp_u64);
+    qsort(o.v, o.n, sizeof(*o.v), cmp_mapping);
     ext = calloc(o.n ? o.n : 1, sizeof(*ext));
     if (!ext) {
         free(o.v);
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     for (i = 0; i < o.n; i++) {
-        uint64_t off = o.v[i];
+        uint64_t off = o.v[i].host, guest = o.v[i].guest;
         uint64_t len = MIN((uint64_t)s->cluster_size, (uint64_t)end - off);
 
-        if (m && ext[m - 1].off + ext[m - 1].len > off) {
+        if (i && o.v[i - 1].host == off) {
+            if (aes && o.v[i - 1].guest != guest) {
+                r = vimg_error_set(errp, -ENOTSUP, "Host cluster %#" PRIx64
+                                   " is used at guest offsets %#" PRIx64
+                                   " and %#" PRIx64 " (legacy AES data has "
+                                   "one meaning per guest offset); use "
+                                   "'vimg convert'", off, o.v[i - 1].guest,
+                                   guest);
+                free(o.v);
+                free(ext);
+                return r;
+            }
             continue;                   /* shared cluster, already listed */
         }
         len = ROUND_UP(len, 512);
-        if (m && ext[m - 1].off + ext[m - 1].len == off) {
+        if (m && ext[m - 1].off + ext[m - 1].len == off &&
+            (!aes || ext[m - 1].guest + ext[m - 1].len == guest)) {
             ext[m - 1].len += len;
         } else {
             ext[m].off = off;
             ext[m].len = len;
+            ext[m].guest = guest;
             m++;
         }
     }
@@ -435,7 +479,9 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     struct reenc_extent *ext = NULL;
     struct reenc_target t = {0};
     const char *key_id;
-    bool plain = s->hdr.crypt_method == QCOW2_CRYPT_NONE;
+    bool aes = s->hdr.crypt_method == QCOW2_CRYPT_AES;
+    /* No LUKS header yet: one is made and the qcow2 header switched. */
+    bool plain = s->hdr.crypt_method == QCOW2_CRYPT_NONE || aes;
     char *pw = NULL;
     size_t pwlen = 0, n = 0;
     int r;
@@ -443,17 +489,8 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     if (s->stale) {
         return qcow2_crypt_writable(img, errp);
     }
-    switch (s->hdr.crypt_method) {
-    case QCOW2_CRYPT_LUKS:
-        break;
-    case QCOW2_CRYPT_AES:
-        return vimg_error_set(errp, -ENOTSUP, "Re-encrypting legacy AES "
-                              "images in place is not supported; use 'vimg "
-                              "convert -O qcow2 -o encrypt.format=luks,...'");
-    default:
-        break;
-    }
-    if (!plain && (!s->luks || !luks1_unlocked(s->luks))) {
+    if (aes ? !s->aes
+        : !plain && (!s->luks || !luks1_unlocked(s->luks))) {
         return vimg_error_set(errp, -EACCES, "The image is not unlocked");
     }
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
@@ -481,7 +518,7 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     }
     /* Everything the tables say must be on disk before they are walked. */
     r = qcow2_metadata_flush(img, errp);
-    if (r == 0) {
+    if (r == 0 && !reenc_finishing(s->reenc)) {
         r = data_extents(img, &ext, &n, errp);
     }
     if (r == 0) {
@@ -501,6 +538,7 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     t.old = s->luks;
     if (plain) {
         r = plain_header_area(img, &p, &t, errp);
+        t.old_aes = aes ? s->aes : NULL;
         if (r < 0) {
             safe_free(pw);
             free(ext);

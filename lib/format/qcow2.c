@@ -961,6 +961,13 @@ static int
 qcow2_zero_noted(struct vimg_image *img, uint64_t off, uint64_t len,
                  unsigned flags, struct vimg_error **errp)
 {
+    struct qcow2_state *s = img->priv;
+
+    /* Whole clusters change only L2 entries, which an unfinished
+     * `vimg reencrypt` must not see change either. */
+    if (s->reenc || s->stale) {
+        return qcow2_crypt_writable(img, errp);
+    }
     qcow2_bitmaps_note(img, off, len);
     return qcow2_zero(img, off, len, flags, errp);
 }
@@ -970,6 +977,11 @@ qcow2_pwrite_compressed_noted(struct vimg_image *img, const void *buf,
                               size_t len, uint64_t off,
                               struct vimg_error **errp)
 {
+    struct qcow2_state *s = img->priv;
+
+    if (s->reenc || s->stale) {
+        return qcow2_crypt_writable(img, errp);
+    }
     qcow2_bitmaps_note(img, off, len);
     return qcow2_pwrite_compressed(img, buf, len, off, errp);
 }

@@ -507,6 +507,17 @@ int qcow2_snapshot_cow_zero(struct vimg_image *img, uint64_t off, size_t n,
 int qcow2_aes_crypt(struct qcow2_state *s, bool enc, uint64_t guest,
                     void *buf, size_t len, struct vimg_error **errp);
 
+/**
+ * qcow2_aes_reenc_decrypt - read path of a legacy AES image whose migration
+ * to LUKS is unfinished (s->reenc, s->aes and the journal's header in
+ * s->luks): new key with host-offset IVs below the journal's boundary, the
+ * AES key with guest-sector IVs above.  @host and @guest: where the @len
+ * bytes lie in the file and in the guest.
+ */
+int qcow2_aes_reenc_decrypt(struct qcow2_state *s, uint64_t host,
+                            uint64_t guest, void *buf, size_t len,
+                            struct vimg_error **errp);
+
 /* ---- qcow2-amend.c ---- */
 
 /**

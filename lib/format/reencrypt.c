@@ -45,6 +45,8 @@
 #define J_MAX_HDR       (64u * 1024 * 1024)
 
 #define J_PLAIN         1u      /* flag: the old data is plaintext */
+#define J_AES           2u      /* flag: the old data is qcow2 legacy AES
+                                 * (IVs: guest sectors) */
 
 enum {
     J_RUNNING = 1,              /* chunks are being rewritten */
@@ -61,7 +63,7 @@ struct reenc {
     uint64_t chunk;             /* size of one backup area */
     uint64_t backup_len;        /* 0: no valid backup */
     uint32_t backup_area;       /* 0 or 1 */
-    uint32_t flags;             /* J_PLAIN */
+    uint32_t flags;             /* J_PLAIN or J_AES */
     uint8_t backup_sum[32];
     uint8_t *hdr;               /* the new header area, hdr_len bytes */
     uint8_t *backup;            /* chunk bytes; valid for backup_len */
@@ -332,7 +334,8 @@ reenc_open(const char *filename, const char *pw, size_t pwlen,
         tmp[best].chunk != J_CHUNK || j->backup_area > 1 ||
         j->backup_len > J_CHUNK || j->backup_len % 512 ||
         j->hdr_len == 0 || j->hdr_len > J_MAX_HDR || j->hdr_len % 512 ||
-        (j->flags & ~J_PLAIN)) {
+        (j->flags & ~(J_PLAIN | J_AES)) ||
+        j->flags == (J_PLAIN | J_AES)) {
         r = vimg_error_set(errp, -EINVAL, "Re-encryption journal '%s' is "
                            "damaged (bad superblock fields)", j->path);
         goto fail;
@@ -420,9 +423,15 @@ reenc_check_slots(const struct reenc *j, const char *filename,
 
 /* ---- reading while unfinished ------------------------------------------------- */
 
-int
-reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
-              uint64_t pos, void *buf, size_t len)
+/*
+ * The old key is @old (IV sector = (file offset - @iv_base) / 512), or
+ * @aes (IV sector = guest offset / 512, @guest being that of @pos), or
+ * none (J_PLAIN).
+ */
+static int
+decrypt_split(struct reenc *j, struct luks1 *old, struct qcowaes *aes,
+              uint64_t iv_base, uint64_t guest, uint64_t pos, void *buf,
+              size_t len)
 {
     uint8_t *p = buf;
     int r;
@@ -453,6 +462,8 @@ reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
             r = luks1_decrypt(j->newl, (pos - iv_base) / 512, p, n);
         } else if (j->flags & J_PLAIN) {
             r = 0;                      /* not encrypted yet */
+        } else if (aes) {
+            r = guest % 512 ? -EINVAL : qcowaes_decrypt(aes, guest / 512, p, n);
         } else {
             r = luks1_decrypt(old, (pos - iv_base) / 512, p, n);
         }
@@ -461,9 +472,27 @@ reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
         }
         p += n;
         pos += n;
+        guest += n;
         len -= n;
     }
     return 0;
+}
+
+int
+reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
+              uint64_t pos, void *buf, size_t len)
+{
+    return decrypt_split(j, old, NULL, iv_base, 0, pos, buf, len);
+}
+
+int
+reenc_decrypt_aes(struct reenc *j, struct qcowaes *aes, uint64_t pos,
+                  uint64_t guest, void *buf, size_t len)
+{
+    if (!aes) {
+        return -EACCES;
+    }
+    return decrypt_split(j, NULL, aes, 0, guest, pos, buf, len);
 }
 
 /* ---- starting --------------------------------------------------------------------- */
@@ -510,7 +539,7 @@ journal_create(const struct reenc_target *t,
     j->hdr_len = t->hdr_len;
     j->iv_base = t->iv_base;
     j->state = J_RUNNING;
-    j->flags = t->old ? 0 : J_PLAIN;
+    j->flags = t->old ? 0 : t->old_aes ? J_AES : J_PLAIN;
     j->hdr = calloc(1, t->hdr_len);
     if (!j->hdr) {
         r = vimg_error_set(errp, -ENOMEM, "Out of memory");
@@ -523,7 +552,7 @@ journal_create(const struct reenc_target *t,
     }
     luks1_free(l);
     /* Same payload offset and UUID as the old header (offsets 104, 168);
-     * a new header for plaintext data keeps its fresh UUID. */
+     * a new header for plaintext or legacy AES data keeps its fresh UUID. */
     st_be32(j->hdr + 104, (uint32_t)(t->hdr_len / 512));
     r = t->old ? full_pread(t->fd, j->hdr + 168, 40, t->hdr_off + 168) : 0;
     if (r < 0) {
@@ -581,11 +610,12 @@ fail:
 
 /*
  * Rewrite [@pos, @pos + @n) whose old ciphertext is in @buf (a scratch
- * buffer, not j->backup; it is re-encrypted in place).
+ * buffer, not j->backup; it is re-encrypted in place).  @guest: the guest
+ * offset of @pos (legacy AES only).
  */
 static int
 do_chunk(const struct reenc_target *t, struct reenc *j, uint64_t pos,
-         uint8_t *buf, uint64_t n, struct vimg_error **errp)
+         uint64_t guest, uint8_t *buf, uint64_t n, struct vimg_error **errp)
 {
     uint32_t area = j->backup_area ^ 1;
     uint64_t sector = (pos - j->iv_base) / 512;
@@ -610,7 +640,14 @@ do_chunk(const struct reenc_target *t, struct reenc *j, uint64_t pos,
     if (r < 0) {
         return r;
     }
-    r = (j->flags & J_PLAIN) ? 0 : luks1_decrypt(t->old, sector, buf, n);
+    if (j->flags & J_PLAIN) {
+        r = 0;
+    } else if (j->flags & J_AES) {
+        r = guest % 512 ? -EINVAL
+                        : qcowaes_decrypt(t->old_aes, guest / 512, buf, n);
+    } else {
+        r = luks1_decrypt(t->old, sector, buf, n);
+    }
     if (r == 0) {
         r = luks1_encrypt(j->newl, sector, buf, n);
     }
@@ -640,7 +677,8 @@ rewrite_data(const struct reenc_target *t, struct reenc *j,
     size_t i;
     int r = 0;
 
-    if (!(j->flags & J_PLAIN) && (!t->old || !luks1_unlocked(t->old))) {
+    if ((j->flags & J_AES) ? !t->old_aes
+        : !(j->flags & J_PLAIN) && (!t->old || !luks1_unlocked(t->old))) {
         return vimg_error_set(errp, -EACCES, "The image is not unlocked");
     }
     for (i = 0; i < n_ext; i++) {
@@ -675,7 +713,8 @@ rewrite_data(const struct reenc_target *t, struct reenc *j,
                     break;
                 }
             }
-            r = do_chunk(t, j, pos, buf, n, errp);
+            r = do_chunk(t, j, pos, ext[i].guest + (pos - ext[i].off), buf,
+                         n, errp);
             if (r < 0) {
                 break;
             }
@@ -707,6 +746,7 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
           vimg_progress_fn progress, void *opaque, struct vimg_error **errp)
 {
     struct reenc *j = *jp;
+    uint32_t mode = t->old ? 0 : t->old_aes ? J_AES : J_PLAIN;
     int r;
 
     /* One run at a time (held until the image is closed). */
@@ -723,7 +763,7 @@ reenc_run(const struct reenc_target *t, struct reenc **jp,
         *jp = j;
     } else if (j->hdr_off != t->hdr_off || j->hdr_len != t->hdr_len ||
                j->iv_base != t->iv_base ||
-               (j->state == J_RUNNING && !(j->flags & J_PLAIN) != !!t->old)) {
+               (j->state == J_RUNNING && j->flags != mode)) {
         return vimg_error_set(errp, -EINVAL, "Re-encryption journal '%s' "
                               "does not match the image", j->path);
     }

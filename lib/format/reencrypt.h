@@ -22,12 +22,15 @@
 
 #include "internal.h"
 #include "blockcrypt/luks1.h"
+#include "blockcrypt/qcowaes.h"
 
 struct reenc;
 
 /* One run of encrypted data in the image file. */
 struct reenc_extent {
     uint64_t off, len;          /* file offset and length, 512-aligned */
+    uint64_t guest;             /* legacy AES only: the guest offset of
+                                 * byte @off (its IVs are guest sectors) */
 };
 
 /* What the format tells the journal about the image. */
@@ -37,7 +40,11 @@ struct reenc_target {
     uint64_t hdr_off, hdr_len;  /* LUKS1 header area in the file */
     uint64_t iv_base;           /* file offset of IV sector 0 */
     struct luks1 *old;          /* the unlocked current header; NULL: the
-                                 * data is plaintext (encrypting in place) */
+                                 * data is plaintext (encrypting in place)
+                                 * or legacy AES (@old_aes) */
+    struct qcowaes *old_aes;    /* qcow2 crypt_method 1: the old data is
+                                 * AES-CBC with guest-sector IVs (the
+                                 * extents' guest offsets); else NULL */
     /* Called after the new header area is written and flushed, before the
      * journal is deleted (may be NULL); must be idempotent. */
     int (*finish)(void *opaque, struct vimg_error **errp);
@@ -78,6 +85,15 @@ void reenc_header_io(struct reenc *j, struct luks1_io *io);
  */
 int reenc_decrypt(struct reenc *j, struct luks1 *old, uint64_t iv_base,
                   uint64_t pos, void *buf, size_t len);
+
+/**
+ * reenc_decrypt_aes - reenc_decrypt for a legacy AES image being migrated
+ * to LUKS: the old key is @aes with IV sector = guest offset / 512, where
+ * @guest is the guest offset of file offset @pos (the @len bytes are
+ * contiguous in both); the new key's IVs are file offsets (iv_base 0).
+ */
+int reenc_decrypt_aes(struct reenc *j, struct qcowaes *aes, uint64_t pos,
+                      uint64_t guest, void *buf, size_t len);
 
 /**
  * reenc_busy_error - the message for writes refused while a journal exists:

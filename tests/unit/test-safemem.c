@@ -2,7 +2,9 @@
 /*
  * Unit test of common/safemem.c: zeroed allocation, length bookkeeping,
  * memdup, the constant-time comparison, core-dump exclusion (VmFlags "dd"
- * in /proc/self/smaps) and that safe_free() really unmaps the buffer.
+ * in /proc/self/smaps) and that safe_free() really unmaps the buffer;
+ * safe_alloc_unlocked (Argon2 scratch): DONTDUMP, "Locked: 0 kB", zeroed,
+ * unmapped on free, and never handed out again by safe_alloc's page cache.
  */
 #include "config.h"
 
@@ -17,15 +19,19 @@
 #include "safemem.h"
 #include "tap.h"
 
-/* The VmFlags line of the mapping that contains @p, or "" if none. */
+/* The VmFlags line of the mapping that contains @p, or "" if none; with
+ * @locked_kb, also its "Locked:" value (-1 if not seen). */
 static void
-vmflags_of(const void *p, char *out, size_t outlen)
+vmflags_locked(const void *p, char *out, size_t outlen, long *locked_kb)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     char line[512];
     int in_map = 0;
 
     out[0] = '\0';
+    if (locked_kb) {
+        *locked_kb = -1;
+    }
     if (!f) {
         return;
     }
@@ -35,12 +41,20 @@ vmflags_of(const void *p, char *out, size_t outlen)
         if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
             line[0] != 'V') {
             in_map = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        } else if (in_map && locked_kb && strncmp(line, "Locked:", 7) == 0) {
+            *locked_kb = strtol(line + 7, NULL, 10);
         } else if (in_map && strncmp(line, "VmFlags:", 8) == 0) {
             snprintf(out, outlen, "%s", line);
             break;
         }
     }
     fclose(f);
+}
+
+static void
+vmflags_of(const void *p, char *out, size_t outlen)
+{
+    vmflags_locked(p, out, outlen, NULL);
 }
 
 int
@@ -156,6 +170,40 @@ main(void)
         ok(big && mincore((void *)bigpage, n, &vec) == -1 && errno == ENOMEM,
            "multi-page buffer unmapped after safe_free");
     }
+    /* Unlocked scratch memory (Argon2): never dumped, never locked. */
+    {
+        long psz = sysconf(_SC_PAGESIZE);
+        size_t n = 8u << 20;
+        uint8_t *u = safe_alloc_unlocked(n), *one;
+        char flags[512];
+        long locked = -1;
+        unsigned char vec;
+
+        ok(u && safe_len(u) == n && safe_owns(u) && u[0] == 0 &&
+           u[n - 1] == 0, "safe_alloc_unlocked(8 MiB): zeroed, owned");
+        if (u) {
+            memset(u, 0x5c, n);
+            vmflags_locked(u, flags, sizeof(flags), &locked);
+            if (flags[0]) {
+                ok(strstr(flags, " dd") != NULL && locked == 0,
+                   "unlocked scratch is MADV_DONTDUMP and not mlocked");
+            } else {
+                printf("# skip: /proc/self/smaps not readable\n");
+            }
+        }
+        safe_free(u);
+        ok(u && mincore((void *)((uintptr_t)u & ~(uintptr_t)(psz - 1)), n,
+                        &vec) == -1 && errno == ENOMEM,
+           "unlocked scratch unmapped after safe_free");
+        /* A one-page unlocked buffer must not reach the locked-page cache
+         * (from which safe_alloc would hand it out): it is unmapped. */
+        one = safe_alloc_unlocked(64);
+        safe_free(one);
+        ok(one && mincore((void *)((uintptr_t)one & ~(uintptr_t)(psz - 1)),
+                          (size_t)psz, &vec) == -1 && errno == ENOMEM,
+           "one-page unlocked buffer unmapped, not cached");
+    }
+
     safe_free(q);
     safe_free(NULL);        /* must not crash */
     ok(safe_len(NULL) == 0, "safe_len(NULL) is 0");
