@@ -85,6 +85,10 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
 {
     struct qcow2_state *s = img->priv;
     bool rw = img->flags & VIMG_OPEN_RDWR;
+    /* Read-only metadata opens (info, map) need no data file; check and
+     * writable opens (resize, amend) do, as in qemu. */
+    bool meta_only = (img->flags & VIMG_OPEN_NO_IO) && !rw &&
+                     !(img->flags & VIMG_OPEN_CHECK);
     const char *name;
     int r;
 
@@ -99,7 +103,7 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
     }
     if (!s->has_data_file) {
         if ((s->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_RAW) &&
-            !(img->flags & VIMG_OPEN_NO_IO && !(img->flags & VIMG_OPEN_CHECK))) {
+            !meta_only) {
             return vimg_error_set(errp, -EINVAL, "data-file-raw requires a "
                                   "data file");
         }
@@ -110,8 +114,8 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
         }
         return 0;
     }
-    if ((img->flags & VIMG_OPEN_NO_IO) && !(img->flags & VIMG_OPEN_CHECK)) {
-        return 0;               /* metadata only, as qemu's info */
+    if (meta_only) {
+        return 0;
     }
     if (!name) {
         name = s->data_file;
