@@ -29,6 +29,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,8 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
     bool meta_only = (img->flags & VIMG_OPEN_NO_IO) && !rw &&
                      !(img->flags & VIMG_OPEN_CHECK);
     const char *name;
-    int r;
+    struct stat st;
+    int r, flags;
 
     s->data_fd = -1;
     s->has_data_file = s->hdr.incompatible_features &
@@ -124,8 +126,21 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -EINVAL, "'data-file' is required for "
                               "this image");
     }
-    s->data_fd = open(name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    /* O_NONBLOCK: a name from a hostile header must not hang the open on
+     * a FIFO; only regular files and block devices are data files. */
+    s->data_fd = open(name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                      O_NONBLOCK);
     if (s->data_fd < 0) {
+        return vimg_error_set(errp, -errno, "Could not open '%s': %s", name,
+                              strerror(errno));
+    }
+    if (fstat(s->data_fd, &st) < 0 ||
+        (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+        return vimg_error_set(errp, -EINVAL, "Could not open '%s': not a "
+                              "regular file or block device", name);
+    }
+    flags = fcntl(s->data_fd, F_GETFL);
+    if (flags < 0 || fcntl(s->data_fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
         return vimg_error_set(errp, -errno, "Could not open '%s': %s", name,
                               strerror(errno));
     }

@@ -12,6 +12,8 @@
  *   qcow2-refcount.c refcount table and blocks, the cluster allocator
  *   qcow2-crypt.c    LUKS inside qcow2 (crypt_method 2): the FDE header
  *                    extension region, key handling, data en/decryption
+ *   qcow2-datafile.c external data files: name extension, opening the
+ *                    file, host offset = guest offset, data_file_raw
  *
  * Metadata write ordering (crash safety without a journal): refcount
  * blocks reach the disk (and are synced) before any L2 table that points
