@@ -186,6 +186,29 @@ for raw in off on; do
     cd .. || exit 1
 done
 
+# ---- extended L2 with a data file: subclusters ---------------------------
+rm -rf v q && mkdir v q
+for d in v q; do
+    tool=qemu-img io=qemu-io
+    [ $d = v ] && tool=$VIMG io="$VIMG io"
+    # shellcheck disable=SC2086
+    (cd $d && expect_ok "$tool" create -q -f qcow2 \
+        -o data_file=d.raw,extended_l2=on i.qcow2 4M &&
+        expect_ok $io -f qcow2 "${IOARGS[@]}" i.qcow2) || exit 1
+done
+(cd v && qcheck i.qcow2 && expect_ok qemu-img compare i.qcow2 ../q/i.qcow2 &&
+    same_output "extended L2 map" map --output=json i.qcow2 &&
+    same_output "extended L2 check" check i.qcow2) || exit 1
+(cd q && same_output "extended L2 map (qemu's)" map --output=json i.qcow2 &&
+    expect_ok "$VIMG" compare i.qcow2 ../v/i.qcow2) || exit 1
+assert_same_file v/d.raw q/d.raw "extended L2: same data file"
+
+# ---- measure: a data file changes nothing ---------------------------------
+same_output "measure" measure -O qcow2 -o data_file=x.raw --size 1G
+same_output "measure raw" measure -O qcow2 \
+    -o data_file=x.raw,data_file_raw=on --size 64M
+[ ! -e x.raw ] || fail "measure created the data file"
+
 # ---- convert --------------------------------------------------------------
 random_file src.raw 2
 expect_ok "$VIMG" convert -O qcow2 -o data_file=c.raw src.raw c.qcow2
@@ -294,8 +317,10 @@ expect_ok "$VIMG" create -q -f qcow2 -o data_file=sd.raw sub/s.qcow2 1M
 [ -e sd.raw ] && [ ! -e sub/sd.raw ] || fail "data file not made in cwd"
 expect_ok "$VIMG" io -c 'write -P 3 0 4k' sub/s.qcow2
 expect_ok qemu-io -c 'read -P 3 0 4k' sub/s.qcow2
-# Snapshots are refused, with qemu's wording.
+# Snapshots are refused, with qemu's wording; vimg reencrypt too.
 same_error "snapshot" 1 snapshot -c s1 sub/s.qcow2
+expect_error 1 "Images with an external data file cannot be re-encrypted" \
+    "$VIMG" reencrypt --object "$SECRET" -o encrypt.key-secret=s0 lv.qcow2
 
 # Hand-made defects on a qemu-made image (64 KiB clusters; L2 at 0x40000).
 qemu-img create -q -f qcow2 -o data_file=h.raw h.qcow2 1M
@@ -308,6 +333,9 @@ cp h.qcow2 leak.qcow2
 poke leak.qcow2 0x20008 '\x00\x02'            # L2 table refcount 2
 same_output "check leaked" check leak.qcow2
 same_output "check leaked json" check --output=json leak.qcow2
+expect_rc 0 "$VIMG" check -r leaks leak.qcow2
+qcheck leak.qcow2
+expect_ok qemu-img compare leak.qcow2 h.qcow2
 cp h.qcow2 comp.qcow2
 poke comp.qcow2 0x40008 '\x40\x00\x00\x00\x00\x0a\x00\x00'
 same_output "check compressed entry" check comp.qcow2

@@ -43,6 +43,8 @@
 
 enum kind {
     K_UNALLOC,      /* reads as zeroes (no backing file) */
+    K_UNALLOC_ALLOC, /* the same in an allocated cluster (extended L2):
+                        "host" set, mapped by qemu */
     K_ZERO,         /* zero flag / zero subcluster */
     K_ZERO_ALLOC,   /* the same with a host cluster kept ("host" set) */
     K_NORMAL,       /* data at a host offset */
@@ -353,9 +355,9 @@ lookup(struct vimg_image *img, uint64_t off, uint64_t max, enum kind *kind,
             *host = base + in;
         } else {
             *kind = z ? K_ZERO : K_UNALLOC;
-            if (z && qcow2_l2_allocated(s, desc) &&
+            if (qcow2_l2_allocated(s, desc) &&
                 check_host(s, base, off, NULL) == 0) {
-                *kind = K_ZERO_ALLOC;
+                *kind = z ? K_ZERO_ALLOC : K_UNALLOC_ALLOC;
                 *host = base + in;
             }
         }
@@ -537,6 +539,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
         }
         switch (k) {
         case K_UNALLOC:
+        case K_UNALLOC_ALLOC:
             if (!s->backing) {
                 memset(p, 0, n);
                 break;
@@ -550,7 +553,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
                 if (r < 0) {
                     return r;
                 }
-                if (k2 != K_UNALLOC) {
+                if (k2 != K_UNALLOC && k2 != K_UNALLOC_ALLOC) {
                     break;
                 }
                 n += n2;
@@ -623,7 +626,8 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
             return r;
         }
         same = (k2 == k);
-        if (!same || ((k == K_NORMAL || k == K_ZERO_ALLOC) && h2 != h + n)) {
+        if (!same || ((k == K_NORMAL || k == K_ZERO_ALLOC ||
+                       k == K_UNALLOC_ALLOC) && h2 != h + n)) {
             break;
         }
         n += n2;
@@ -631,6 +635,15 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
     *pnum = n;
     *host = 0;
     switch (k) {
+    case K_UNALLOC_ALLOC:
+        if (!s->backing && !s->luks &&
+            s->hdr.crypt_method == QCOW2_CRYPT_NONE) {
+            *status = VIMG_BLOCK_UNALLOCATED | VIMG_BLOCK_ZERO |
+                      VIMG_BLOCK_OFFSET;
+            *host = h;
+            break;
+        }
+        /* fall through */
     case K_UNALLOC:
         /* Zero too when the backing image reads as zeroes there. */
         *status = VIMG_BLOCK_UNALLOCATED | VIMG_BLOCK_ZERO;
