@@ -15,6 +15,7 @@
 #     writes by vimg io pass qemu-img check, compare identical with qemu's
 #     image and leave the same data file; with data_file_raw the data file
 #     itself equals the guest content;
+#   - extended L2 and backing files with a data file, as qemu;
 #   - convert to and from data-file images, convert -c refused; resize grows
 #     (and shrinks) the data file; amend data_file=/data_file_raw=off as
 #     qemu-img amend (same header bytes) and its refusals;
@@ -202,6 +203,22 @@ done
 (cd q && same_output "extended L2 map (qemu's)" map --output=json i.qcow2 &&
     expect_ok "$VIMG" compare i.qcow2 ../v/i.qcow2) || exit 1
 assert_same_file v/d.raw q/d.raw "extended L2: same data file"
+
+# ---- a backing file with a data file: copy-on-write into the data file ----
+qemu-img create -q -f raw bk.raw 1M
+expect_ok qemu-io -f raw -c 'write -P 0x33 0 1M' bk.raw
+expect_ok "$VIMG" create -q -f qcow2 -b bk.raw -F raw -o data_file=ov.raw \
+    ov.qcow2
+expect_ok qemu-img create -q -f qcow2 -b bk.raw -F raw -o data_file=oq.raw \
+    oq.qcow2
+W=(-c 'write -P 0x44 70k 4k' -c 'write -z 300k 8k' -c 'write -P 5 1020k 4k')
+expect_ok "$VIMG" io "${W[@]}" ov.qcow2
+expect_ok qemu-io "${W[@]}" oq.qcow2
+qcheck ov.qcow2
+expect_ok qemu-img compare ov.qcow2 oq.qcow2
+expect_ok "$VIMG" compare oq.qcow2 ov.qcow2
+assert_same_file ov.raw oq.raw "backing: same data file as qemu's"
+same_output "backing map" map --output=json oq.qcow2
 
 # ---- measure: a data file changes nothing ---------------------------------
 same_output "measure" measure -O qcow2 -o data_file=x.raw --size 1G

@@ -57,8 +57,19 @@ qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits, uint64_t size)
 int
 qcow2_sync(struct vimg_image *img, struct vimg_error **errp)
 {
-    int r = file_flush(img->fd);   /* counted by the failpoints */
+    const struct qcow2_state *s = img->priv;
+    int r;
 
+    /* Guest data in an external data file is durable before the metadata
+     * written after this barrier can point to it. */
+    if (s && s->has_data_file && s->data_fd >= 0) {
+        r = file_flush(s->data_fd);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not flush the data file: "
+                                  "%s", strerror(-r));
+        }
+    }
+    r = file_flush(img->fd);   /* counted by the failpoints */
     if (r < 0) {
         return vimg_error_set(errp, r, "Could not flush '%s': %s",
                               img->filename ? img->filename : "image",
