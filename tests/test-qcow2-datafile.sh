@@ -4,7 +4,7 @@
 # qcow2 external data files (-o data_file=NAME[,data_file_raw=on]) against
 # the real qemu-img / qemu-io 7.2, in both directions:
 #   - create: the same qcow2 bytes as qemu-img create (plain, raw, 4 KiB
-#     clusters) and a data file of the virtual size; qemu's refusals
+#     clusters, preallocation) and a data file of the virtual size; qemu's refusals
 #     (compat=0.10, data_file_raw without data_file or with a backing file)
 #     with qemu's messages;
 #   - info (human and JSON) equal to qemu-img info's; map (JSON and the
@@ -33,32 +33,6 @@ requires qemu-io
 requires python3
 requires_vimg
 [ "$VIMG_IS_QEMU" = 1 ] && skip "needs vimg (compares against qemu-img)"
-
-qcheck()
-{
-    run_cmd qemu-img check "$@"
-    if [ "$LAST_RC" != 0 ]; then
-        _show_last qemu-img check "$@"
-        fail "qemu-img check $*: exit code $LAST_RC"
-    fi
-}
-
-# same_output WHAT ARGS...: `$VIMG ARGS` and `qemu-img ARGS` print the same
-# stdout and exit code (the program name in messages aside).
-same_output()
-{
-    local what=$1 vrc
-    shift
-    run_cmd "$VIMG" "$@"
-    vrc=$LAST_RC
-    cp "$LAST_OUT" v.out
-    run_cmd qemu-img "$@"
-    cp "$LAST_OUT" q.out
-    if [ "$vrc" != "$LAST_RC" ] || ! cmp -s v.out q.out; then
-        diff v.out q.out >&2
-        fail "$what: vimg (rc $vrc) and qemu-img (rc $LAST_RC) differ"
-    fi
-}
 
 # same_error WHAT RC ARGS...: both fail with RC and the same message.
 same_error()
@@ -109,7 +83,9 @@ mapfile -t IOARGS < <(io_args)
 # ---- create: same bytes as qemu-img create --------------------------------
 mkdir v q
 for opts in "data_file=d.raw" "data_file=d.raw,data_file_raw=on" \
-            "data_file=d.raw,cluster_size=4096"; do
+            "data_file=d.raw,cluster_size=4096" \
+            "data_file=d.raw,preallocation=metadata" \
+            "data_file=d.raw,preallocation=full"; do
     rm -f v/* q/*
     (cd v && expect_ok "$VIMG" create -q -f qcow2 -o "$opts" i.qcow2 4M) ||
         exit 1
@@ -148,12 +124,12 @@ for raw in off on; do
     expect_ok "$VIMG" convert -O raw i.qcow2 ../vq.raw
     expect_ok qemu-img convert -O raw i.qcow2 ../qq.raw
     assert_same_file ../vq.raw ../qq.raw "raw=$raw: vimg reads qemu's image"
-    same_output "raw=$raw map json" map --output=json i.qcow2
-    same_output "raw=$raw map" map i.qcow2
-    grep -q 'd\.raw$' v.out || fail "map names the data file"
-    same_output "raw=$raw check" check i.qcow2
-    same_output "raw=$raw check json" check --output=json i.qcow2
-    same_output "raw=$raw info" info i.qcow2
+    same_as_qemu map --output=json i.qcow2
+    same_as_qemu map i.qcow2
+    grep -q 'd\.raw$' "$LAST_OUT" || fail "map names the data file"
+    same_as_qemu check i.qcow2
+    same_as_qemu check --output=json i.qcow2
+    same_as_qemu info i.qcow2
     run_cmd "$VIMG" info --output=json i.qcow2
     info_json <"$LAST_OUT" >v.json
     run_cmd qemu-img info --output=json i.qcow2
@@ -198,9 +174,9 @@ for d in v q; do
         expect_ok $io -f qcow2 "${IOARGS[@]}" i.qcow2) || exit 1
 done
 (cd v && qcheck i.qcow2 && expect_ok qemu-img compare i.qcow2 ../q/i.qcow2 &&
-    same_output "extended L2 map" map --output=json i.qcow2 &&
-    same_output "extended L2 check" check i.qcow2) || exit 1
-(cd q && same_output "extended L2 map (qemu's)" map --output=json i.qcow2 &&
+    same_as_qemu map --output=json i.qcow2 &&
+    same_as_qemu check i.qcow2) || exit 1
+(cd q && same_as_qemu map --output=json i.qcow2 &&
     expect_ok "$VIMG" compare i.qcow2 ../v/i.qcow2) || exit 1
 assert_same_file v/d.raw q/d.raw "extended L2: same data file"
 
@@ -218,11 +194,11 @@ qcheck ov.qcow2
 expect_ok qemu-img compare ov.qcow2 oq.qcow2
 expect_ok "$VIMG" compare oq.qcow2 ov.qcow2
 assert_same_file ov.raw oq.raw "backing: same data file as qemu's"
-same_output "backing map" map --output=json oq.qcow2
+same_as_qemu map --output=json oq.qcow2
 
 # ---- measure: a data file changes nothing ---------------------------------
-same_output "measure" measure -O qcow2 -o data_file=x.raw --size 1G
-same_output "measure raw" measure -O qcow2 \
+same_as_qemu measure -O qcow2 -o data_file=x.raw --size 1G
+same_as_qemu measure -O qcow2 \
     -o data_file=x.raw,data_file_raw=on --size 64M
 [ ! -e x.raw ] || fail "measure created the data file"
 
@@ -275,7 +251,7 @@ done
 (cd q && expect_ok qemu-img amend -o data_file=renamed-data.raw i.qcow2 &&
     expect_ok qemu-img amend -o data_file_raw=off i.qcow2) || exit 1
 assert_same_file v/i.qcow2 q/i.qcow2 "amend data_file, data_file_raw=off"
-(cd v && qcheck i.qcow2 && same_output "amended info" info i.qcow2) || exit 1
+(cd v && qcheck i.qcow2 && same_as_qemu info i.qcow2) || exit 1
 cd v || exit 1
 same_error "amend data_file_raw=on" 1 amend -o data_file_raw=on i.qcow2
 expect_ok "$VIMG" create -q -f qcow2 n.qcow2 1M
@@ -326,7 +302,7 @@ expect_ok "$VIMG" info m.qcow2          # metadata only, as qemu-img info
 expect_error 1 "Could not open 'm.raw'" "$VIMG" check m.qcow2
 expect_ok "$VIMG" io --image-opts -c 'read -P 9 0 4096' \
     driver=qcow2,file.filename=m.qcow2,data-file.filename=moved.raw
-same_output "info with a data-file override" info --image-opts \
+same_as_qemu info --image-opts \
     driver=qcow2,file.filename=m.qcow2,data-file.filename=moved.raw
 # Relative names are used as given (the working directory), as qemu 7.2.
 mkdir -p sub
@@ -348,25 +324,25 @@ poke()
 }
 cp h.qcow2 leak.qcow2
 poke leak.qcow2 0x20008 '\x00\x02'            # L2 table refcount 2
-same_output "check leaked" check leak.qcow2
-same_output "check leaked json" check --output=json leak.qcow2
+same_as_qemu check leak.qcow2
+same_as_qemu check --output=json leak.qcow2
 expect_rc 0 "$VIMG" check -r leaks leak.qcow2
 qcheck leak.qcow2
 expect_ok qemu-img compare leak.qcow2 h.qcow2
 cp h.qcow2 comp.qcow2
 poke comp.qcow2 0x40008 '\x40\x00\x00\x00\x00\x0a\x00\x00'
-same_output "check compressed entry" check comp.qcow2
+same_as_qemu check comp.qcow2
 expect_error 1 "Compressed cluster entry found in image with external data file" \
     "$VIMG" dd if=comp.qcow2 of=out.raw
 expect_error 1 "Input/output error" "$VIMG" convert -O raw comp.qcow2 out.raw
 cp h.qcow2 moved.qcow2
 poke moved.qcow2 0x40008 '\x80\x00\x00\x00\x00\x0a\x00\x00'
-same_output "check host != guest" check moved.qcow2
+same_as_qemu check moved.qcow2
 expect_error 1 "does not match guest cluster offset" \
     "$VIMG" dd if=moved.qcow2 of=out.raw
 cp h.qcow2 nocopied.qcow2
 poke nocopied.qcow2 0x40008 '\x00\x00\x00\x00\x00\x01\x00\x00'
-same_output "check OFLAG_COPIED" check nocopied.qcow2
+same_as_qemu check nocopied.qcow2
 # A name of 5000 bytes (qemu-img info shows it; vimg refuses it clearly).
 python3 - <<'PY'
 import struct
