@@ -304,6 +304,24 @@ expect_ok "$VIMG" io --image-opts -c 'read -P 9 0 4096' \
     driver=qcow2,file.filename=m.qcow2,data-file.filename=moved.raw
 same_as_qemu info --image-opts \
     driver=qcow2,file.filename=m.qcow2,data-file.filename=moved.raw
+# data-file.filename on an image without a data file: accepted by info,
+# refused by I/O opens (qemu's message).
+expect_ok "$VIMG" create -q -f qcow2 n.qcow2 1M
+same_as_qemu info --image-opts \
+    driver=qcow2,file.filename=n.qcow2,data-file.filename=moved.raw
+expect_error 1 "'data-file' can only be set for images with an external data file" \
+    "$VIMG" io -c 'read 0 512' --image-opts \
+    driver=qcow2,file.filename=n.qcow2,data-file.filename=moved.raw
+# A data file naming the image itself is refused (vimg), not followed.
+expect_error 1 "the data file is the image file itself" \
+    "$VIMG" create -q -f qcow2 -o data_file=self.qcow2 self.qcow2 1M
+[ ! -e self.qcow2 ] || fail "refused create left self.qcow2"
+expect_ok "$VIMG" create -q -f qcow2 -o data_file=s2.raw s2.qcow2 1M
+expect_ok "$VIMG" amend -o data_file=s2.qcow2 s2.qcow2
+cp s2.qcow2 s2.before
+expect_error 1 "the data file is the image file itself" \
+    "$VIMG" io -c 'write 0 512' s2.qcow2
+assert_same_file s2.qcow2 s2.before "refused image untouched"
 # Relative names are used as given (the working directory), as qemu 7.2.
 mkdir -p sub
 expect_ok "$VIMG" create -q -f qcow2 -o data_file=sd.raw sub/s.qcow2 1M

@@ -91,7 +91,7 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
     bool meta_only = (img->flags & VIMG_OPEN_NO_IO) && !rw &&
                      !(img->flags & VIMG_OPEN_CHECK);
     const char *name;
-    struct stat st;
+    struct stat st, ist;
     int r, flags;
 
     s->data_fd = -1;
@@ -109,7 +109,7 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
             return vimg_error_set(errp, -EINVAL, "data-file-raw requires a "
                                   "data file");
         }
-        if (name) {
+        if (name && !meta_only) {
             return vimg_error_set(errp, -EINVAL, "'data-file' can only be "
                                   "set for images with an external data "
                                   "file");
@@ -138,6 +138,12 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
         (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
         return vimg_error_set(errp, -EINVAL, "Could not open '%s': not a "
                               "regular file or block device", name);
+    }
+    if (fstat(img->fd, &ist) == 0 && ist.st_dev == st.st_dev &&
+        ist.st_ino == st.st_ino) {
+        /* Guest writes would overwrite the metadata. */
+        return vimg_error_set(errp, -EINVAL, "Could not open '%s': the data "
+                              "file is the image file itself", name);
     }
     flags = fcntl(s->data_fd, F_GETFL);
     if (flags < 0 || fcntl(s->data_fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
@@ -227,17 +233,28 @@ qcow2_datafile_create(struct vimg_image *img, const char *name, bool raw,
 {
     struct qcow2_state *s = img->priv;
     size_t len = strlen(name);
+    struct stat st, ist;
     int fd, r;
 
     if (len > QCOW2_MAX_DATA_FILE_NAME) {
         return vimg_error_set(errp, -EINVAL, "Data file name too long");
     }
-    fd = open(name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         return vimg_error_set(errp, -errno, "Could not create '%s': %s",
                               name, strerror(errno));
     }
-    r = file_truncate(fd, size);
+    if (fstat(fd, &st) == 0 && fstat(img->fd, &ist) == 0 &&
+        st.st_dev == ist.st_dev && st.st_ino == ist.st_ino) {
+        close(fd);
+        return vimg_error_set(errp, -EINVAL, "Could not create '%s': the "
+                              "data file is the image file itself", name);
+    }
+    /* Emptied, then sized: old content does not survive (as qemu). */
+    r = file_truncate(fd, 0);
+    if (r == 0) {
+        r = file_truncate(fd, size);
+    }
     if (r < 0) {
         close(fd);
         return vimg_error_set(errp, r, "Could not resize '%s': %s", name,
