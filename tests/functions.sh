@@ -363,3 +363,13 @@ same_as_qemu()
         fail "vimg and qemu-img disagree on: $*"
     fi
 }
+
+# qcheck ARGS...: `qemu-img check ARGS` must exit 0 (a clean image).
+qcheck()
+{
+    run_cmd qemu-img check "$@"
+    if [ "$LAST_RC" != 0 ]; then
+        _show_last qemu-img check "$@"
+        fail "qemu-img check $*: exit code $LAST_RC"
+    fi
+}

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "options.h"
 
 static const char map_help[] =
@@ -53,6 +55,7 @@ struct map_out {
     bool first;
     const char *file; /* the "File" column of the human table (depth 0) */
     struct vimg_image *img; /* the image, for the names of backing layers */
+    char *data_file;  /* qcow2 external data file of depth 0, or NULL */
     bool failed;
 };
 
@@ -71,6 +74,31 @@ print_json_entry(struct map_out *o, const struct vimg_map_entry *e)
     o->first = false;
 }
 
+/*
+ * A qcow2 image with an external data file: its data offsets point into
+ * that file, so qemu names it in the "File" column.  Returns a copy of the
+ * name, or NULL.
+ */
+static char *
+data_file_name(struct vimg_image *img)
+{
+    struct json_object *info = NULL, *spec, *data, *df, *raw;
+    char *name = NULL;
+
+    if (vimg_image_info(img, &info, NULL) < 0) {
+        return NULL;
+    }
+    /* data-file-raw is there only when the data file bit is set. */
+    if (json_object_object_get_ex(info, "format-specific", &spec) &&
+        json_object_object_get_ex(spec, "data", &data) &&
+        json_object_object_get_ex(data, "data-file", &df) &&
+        json_object_object_get_ex(data, "data-file-raw", &raw)) {
+        name = strdup(json_object_get_string(df));
+    }
+    json_object_put(info);
+    return name;
+}
+
 /* The "File" column: the name of the layer at @depth of the chain. */
 static const char *
 layer_name(const struct map_out *o, int depth)
@@ -79,7 +107,7 @@ layer_name(const struct map_out *o, int depth)
     int d;
 
     if (depth == 0) {
-        return o->file;
+        return o->data_file ? o->data_file : o->file;
     }
     for (d = 0; d < depth && b; d++) {
         b = vimg_image_backing(b);
@@ -220,6 +248,7 @@ run_map(int argc, char **argv)
         goto out;
     }
     out.file = spec.path;
+    out.data_file = out.json ? NULL : data_file_name(img);
     out.img = img;
 
     if (!out.json) {
@@ -248,6 +277,7 @@ run_map(int argc, char **argv)
 
 out:
     fflush(stdout);
+    free(out.data_file);
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
     free(objects);

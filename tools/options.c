@@ -553,9 +553,14 @@ cli_image_display_name(const struct cli_image *img, const char *format)
 {
     struct json_object *root, *file;
     char *s = NULL;
-    size_t i, n;
+    size_t i, n, shown = 0;
 
-    if (!img->opts) {
+    /* Options of the data-file child (qcow2) are not shown, as qemu. */
+    n = img->opts ? vimg_opts_count(img->opts) : 0;
+    for (i = 0; i < n; i++) {
+        shown += strncmp(vimg_opts_key(img->opts, i), "data-file.", 10) != 0;
+    }
+    if (shown == 0) {
         return strdup(img->path);
     }
     /* The json: form qemu uses: driver, the protocol node, then every
@@ -572,8 +577,10 @@ cli_image_display_name(const struct cli_image *img, const char *format)
     json_object_object_add(file, "driver", json_object_new_string("file"));
     json_object_object_add(file, "filename", json_object_new_string(img->path));
     json_object_object_add(root, "file", file);
-    n = vimg_opts_count(img->opts);
     for (i = 0; i < n; i++) {
+        if (strncmp(vimg_opts_key(img->opts, i), "data-file.", 10) == 0) {
+            continue;
+        }
         json_object_object_add(
             root, vimg_opts_key(img->opts, i),
             json_object_new_string(vimg_opts_value(img->opts, i)));

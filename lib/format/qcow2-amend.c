@@ -29,8 +29,9 @@
  *   size=N                 as resize (shrinking allowed, as in qemu).
  *   backing_file/backing_fmt  refused ("Cannot amend the backing file",
  *       use rebase), as qemu 7.2 does.
- *   data_file/data_file_raw  refused as qemu refuses them on images
- *       without an external data file.
+ *   data_file/data_file_raw  as qemu: a new name (or none) for images
+ *       with a data file, data_file_raw only switched off
+ *       (qcow2-datafile.c).
  *   refcount_bits=N        checked; a change of width is not implemented.
  * Every check runs before anything is written.  Header rewrites keep the
  * image's extensions (bitmaps, unknown ones) in their order.
@@ -75,6 +76,7 @@ struct other_args {
     uint64_t size;
     bool has_refcount_bits;
     uint64_t refcount_bits;
+    struct qcow2_datafile_amend df;
 };
 
 static int
@@ -82,8 +84,8 @@ parse_other(struct vimg_image *img, struct vimg_opts *opts,
             struct other_args *a, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
-    const char *compat, *bf, *bfmt, *df;
-    bool lazy = false, has_lazy, raw = false;
+    const char *compat, *bf, *bfmt;
+    bool lazy = false, has_lazy;
     int r, version;
 
     memset(a, 0, sizeof(*a));
@@ -132,18 +134,9 @@ parse_other(struct vimg_image *img, struct vimg_opts *opts,
                               "file\nYou can use 'qemu-img rebase' "
                               "instead.");
     }
-    df = vimg_opts_take(opts, "data_file");
-    if (df) {
-        return vimg_error_set(errp, -EINVAL, "data-file can only be set for "
-                              "images that use an external data file");
-    }
-    if (vimg_opts_get(opts, "data_file_raw")) {
-        r = opts_take_bool(opts, "data_file_raw", &raw, errp);
-        if (r < 0) {
-            return r;
-        }
-        return vimg_error_set(errp, -EINVAL, "data-file-raw cannot be set "
-                              "on existing images");
+    r = qcow2_datafile_amend_parse(img, opts, &a->df, errp);
+    if (r < 0) {
+        return r;
     }
 
     /* The combination, against the image. */
@@ -209,7 +202,7 @@ rewrite_header(struct vimg_image *img, uint32_t version,
     };
     struct qcow2_state *s = img->priv;
     const struct qcow2_header *h = &s->hdr;
-    size_t cs = s->cluster_size, hl, in, off, end, pass, k;
+    size_t cs = s->cluster_size, hl, in, off, end, pass, k, data_at;
     uint8_t *old = malloc(cs), *buf = calloc(1, cs);
     int r;
 
@@ -228,6 +221,7 @@ rewrite_header(struct vimg_image *img, uint32_t version,
     memcpy(buf, old, QCOW2_V2_HEADER_LEN);
     st_be32(buf + 4, version);
     off = qcow2_put_header_tail(buf, h, version);
+    data_at = off;
     for (pass = 0; pass < 2; pass++) {
         if (pass == 1 && version >= 3 && cs > 4096) {
             size_t tlen = qcow2_feature_table(NULL, 0);
@@ -255,8 +249,9 @@ rewrite_header(struct vimg_image *img, uint32_t version,
                 is_first |= type == first[k];
             }
             in += step;
-            if (type == QCOW2_EXT_FEATURES || is_first != (pass == 0)) {
-                continue;
+            if (type == QCOW2_EXT_FEATURES || type == QCOW2_EXT_DATA_FILE ||
+                is_first != (pass == 0)) {
+                continue;       /* the data file name: from the state */
             }
             if (off + step + 8 > cs) {
                 r = vimg_error_set(errp, -EINVAL, "Header extensions too "
@@ -265,6 +260,17 @@ rewrite_header(struct vimg_image *img, uint32_t version,
             }
             memcpy(buf + off, old + in - step, 8 + elen);
             off += step;
+            if (type == QCOW2_EXT_BACKING_FMT) {
+                data_at = off;
+            }
+        }
+        if (pass == 0) {
+            off = qcow2_datafile_insert_ext(s, buf, data_at, off, cs);
+            if (off == 0) {
+                r = vimg_error_set(errp, -EINVAL, "Header extensions too "
+                                   "large");
+                goto out;
+            }
         }
     }
     off += 8;                   /* end marker (zero) */
@@ -447,6 +453,12 @@ amend_other(struct vimg_image *img, const struct other_args *a,
             s->hdr.autoclear_features = 0;
             r = rewrite_header(img, 2, errp);
         }
+    }
+    if (r == 0) {
+        r = qcow2_datafile_amend_apply(img, &a->df, errp);
+    }
+    if (r == 0 && a->df.set_name) {
+        r = rewrite_header(img, s->hdr.version, errp);
     }
     return r;
 }

@@ -492,6 +492,13 @@ check_l2(struct ck *c, uint64_t l2_off, bool active)
         uint64_t e = ld_be64(p), bm = s->extended_l2 ? ld_be64(p + 8) : 0;
         uint64_t off;
 
+        if ((e & QCOW2_OFLAG_COMPRESSED) && s->has_data_file) {
+            /* Impossible with a data file (qemu's message). */
+            say(c, "ERROR compressed cluster %u with data file, "
+                "entry=0x%" PRIx64, i, e);
+            res->corruptions++;
+            continue;
+        }
         if (e & QCOW2_OFLAG_COMPRESSED) {
             uint64_t coff, clen;
 
@@ -526,7 +533,7 @@ check_l2(struct ck *c, uint64_t l2_off, bool active)
             res->corruptions++;
         }
         off = e & QCOW2_OFFSET_MASK;
-        if (off == 0) {
+        if (!qcow2_l2_allocated(s, e)) {
             if (s->extended_l2 && (bm & 0xffffffffULL)) {
                 say(c, "ERROR: Unallocated cluster has non-zero subcluster "
                     "allocation map");
@@ -573,6 +580,9 @@ check_l2(struct ck *c, uint64_t l2_off, bool active)
                 res->fragmented_clusters++;
             }
             next = off + c->cs;
+        }
+        if (s->has_data_file) {
+            continue;           /* data file clusters have no refcounts */
         }
         r = inc_refs(c, off, c->cs);
         if (r < 0) {
@@ -1120,8 +1130,12 @@ check_oflag_copied(struct ck *c)
             uint8_t *p = c->buf + (size_t)j * s->l2_entry_size;
             uint64_t e2 = ld_be64(p), d = e2 & QCOW2_OFFSET_MASK;
 
-            if ((e2 & QCOW2_OFLAG_COMPRESSED) || d == 0 ||
-                disk_refcount(c, d >> c->bits, &rc, NULL) < 0) {
+            if ((e2 & QCOW2_OFLAG_COMPRESSED) || !qcow2_l2_allocated(s, e2)) {
+                continue;
+            }
+            if (s->has_data_file) {
+                rc = 1;         /* data file clusters count as owned */
+            } else if (disk_refcount(c, d >> c->bits, &rc, NULL) < 0) {
                 continue;
             }
             if ((rc == 1) != ((e2 & QCOW2_OFLAG_COPIED) != 0)) {

@@ -43,7 +43,10 @@
 
 enum kind {
     K_UNALLOC,      /* reads as zeroes (no backing file) */
+    K_UNALLOC_ALLOC, /* the same in an allocated cluster (extended L2):
+                        "host" set, mapped by qemu */
     K_ZERO,         /* zero flag / zero subcluster */
+    K_ZERO_ALLOC,   /* the same with a host cluster kept ("host" set) */
     K_NORMAL,       /* data at a host offset */
     K_COMPRESSED,   /* compressed cluster; "host" holds the descriptor */
 };
@@ -285,7 +288,7 @@ check_host(const struct qcow2_state *s, uint64_t host, uint64_t off,
                               " unaligned (guest offset: %#" PRIx64 ")",
                               host, off);
     }
-    return 0;
+    return qcow2_datafile_check_host(s, host, off, errp);
 }
 
 /*
@@ -316,6 +319,11 @@ lookup(struct vimg_image *img, uint64_t off, uint64_t max, enum kind *kind,
     }
     *n = MIN(max, s->cluster_size - in);
     l2_get(s, t, qcow2_l2_index(s, off), &desc, &bm);
+    if ((desc & QCOW2_OFLAG_COMPRESSED) && s->has_data_file) {
+        return vimg_error_set(errp, -EIO, "Compressed cluster entry found in "
+                              "image with external data file (guest "
+                              "offset %#" PRIx64 ")", off);
+    }
     if (desc & QCOW2_OFLAG_COMPRESSED) {
         *kind = K_COMPRESSED;
         *host = desc;
@@ -333,7 +341,7 @@ lookup(struct vimg_image *img, uint64_t off, uint64_t max, enum kind *kind,
                                   " at guest offset %#" PRIx64, bm, off);
         }
         if (a) {
-            if (base == 0) {
+            if (!qcow2_l2_allocated(s, desc)) {
                 return vimg_error_set(errp, -EIO,
                                       "Allocated subcluster without host "
                                       "cluster at guest offset %#" PRIx64,
@@ -347,12 +355,22 @@ lookup(struct vimg_image *img, uint64_t off, uint64_t max, enum kind *kind,
             *host = base + in;
         } else {
             *kind = z ? K_ZERO : K_UNALLOC;
+            if (qcow2_l2_allocated(s, desc) &&
+                check_host(s, base, off, NULL) == 0) {
+                *kind = z ? K_ZERO_ALLOC : K_UNALLOC_ALLOC;
+                *host = base + in;
+            }
         }
         return 0;
     }
     if ((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3) {
         *kind = K_ZERO;
-    } else if (base == 0) {
+        if (qcow2_l2_allocated(s, desc) &&
+            check_host(s, base, off, NULL) == 0) {
+            *kind = K_ZERO_ALLOC;   /* qemu maps its offset too */
+            *host = base + in;
+        }
+    } else if (!qcow2_l2_allocated(s, desc)) {
         *kind = K_UNALLOC;
     } else {
         r = check_host(s, base, off, errp);
@@ -488,7 +506,7 @@ read_host(struct vimg_image *img, void *buf, size_t len, uint64_t host,
           uint64_t guest, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
-    int r = full_pread(img->fd, buf, len, host);
+    int r = full_pread(qcow2_dfd(img), buf, len, host);
 
     if (r < 0) {
         return vimg_error_set(errp, r, "Read failed at host offset %#" PRIx64
@@ -524,6 +542,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
         }
         switch (k) {
         case K_UNALLOC:
+        case K_UNALLOC_ALLOC:
             if (!s->backing) {
                 memset(p, 0, n);
                 break;
@@ -537,7 +556,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
                 if (r < 0) {
                     return r;
                 }
-                if (k2 != K_UNALLOC) {
+                if (k2 != K_UNALLOC && k2 != K_UNALLOC_ALLOC) {
                     break;
                 }
                 n += n2;
@@ -548,6 +567,7 @@ qcow2_pread(struct vimg_image *img, void *buf, size_t len, uint64_t off,
             }
             break;
         case K_ZERO:
+        case K_ZERO_ALLOC:
             memset(p, 0, n);
             break;
         case K_COMPRESSED:
@@ -609,7 +629,8 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
             return r;
         }
         same = (k2 == k);
-        if (!same || (k == K_NORMAL && h2 != h + n)) {
+        if (!same || ((k == K_NORMAL || k == K_ZERO_ALLOC ||
+                       k == K_UNALLOC_ALLOC) && h2 != h + n)) {
             break;
         }
         n += n2;
@@ -617,6 +638,15 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
     *pnum = n;
     *host = 0;
     switch (k) {
+    case K_UNALLOC_ALLOC:
+        if (!s->backing && !s->luks &&
+            s->hdr.crypt_method == QCOW2_CRYPT_NONE) {
+            *status = VIMG_BLOCK_UNALLOCATED | VIMG_BLOCK_ZERO |
+                      VIMG_BLOCK_OFFSET;
+            *host = h;
+            break;
+        }
+        /* fall through */
     case K_UNALLOC:
         /* Zero too when the backing image reads as zeroes there. */
         *status = VIMG_BLOCK_UNALLOCATED | VIMG_BLOCK_ZERO;
@@ -640,6 +670,13 @@ qcow2_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
         break;
     case K_ZERO:
         *status = VIMG_BLOCK_ZERO;
+        break;
+    case K_ZERO_ALLOC:
+        *status = VIMG_BLOCK_ZERO;
+        if (!s->luks && s->hdr.crypt_method == QCOW2_CRYPT_NONE) {
+            *status |= VIMG_BLOCK_OFFSET;
+            *host = h;
+        }
         break;
     case K_COMPRESSED:
         *status = VIMG_BLOCK_DATA;
@@ -695,7 +732,7 @@ write_unit(struct vimg_image *img, uint64_t host, uint64_t guest, size_t size,
         }
         out = s->bounce;
     }
-    r = full_pwrite(img->fd, out, size, host);
+    r = full_pwrite(qcow2_dfd(img), out, size, host);
     if (r < 0) {
         return vimg_error_set(errp, r, "Write failed at host offset %#"
                               PRIx64 ": %s", host, strerror(-r));
@@ -746,6 +783,11 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
     }
     l2_get(s, t, idx, &desc, &bm);
 
+    if ((desc & QCOW2_OFLAG_COMPRESSED) && s->has_data_file) {
+        return vimg_error_set(errp, -EIO, "Compressed cluster entry found in "
+                              "image with external data file (guest "
+                              "offset %#" PRIx64 ")", off);
+    }
     if (desc & QCOW2_OFLAG_COMPRESSED) {
         /* Copy-on-write: the whole cluster moves to a new place. */
         r = decompress(img, desc, errp);
@@ -776,16 +818,16 @@ write_cluster(struct vimg_image *img, uint64_t off, const uint8_t *src,
     }
 
     host = desc & QCOW2_OFFSET_MASK;
-    if (host && !(desc & QCOW2_OFLAG_COPIED)) {
+    if (host && !(desc & QCOW2_OFLAG_COPIED) && !s->has_data_file) {
         return qcow2_snapshot_cow_write(img, off, src, n, errp);
     }
-    if (host) {
+    if (qcow2_l2_allocated(s, desc)) {
         r = check_host(s, host, off, errp);
         if (r < 0) {
             return r;
         }
     } else {
-        r = qcow2_alloc_clusters(img, 1, &host, errp);
+        r = qcow2_datafile_alloc(img, off - in, 1, &host, errp);
         if (r < 0) {
             return r;
         }
@@ -944,7 +986,7 @@ write_wbuf(struct vimg_image *img, uint64_t host, size_t len, size_t in,
             }
         }
     }
-    r = full_pwrite(img->fd, s->wbuf, len, host);
+    r = full_pwrite(qcow2_dfd(img), s->wbuf, len, host);
     if (r < 0) {
         return vimg_error_set(errp, r, "Write failed at host offset %#"
                               PRIx64 ": %s", host, strerror(-r));
@@ -980,8 +1022,10 @@ write_run(struct vimg_image *img, uint64_t off, const uint8_t *src,
     l2_get(s, t, idx, &first_desc, &bm);
     host = first_desc & QCOW2_OFFSET_MASK;
     fresh = needs_new_cluster(s, first_desc);
-    if (!fresh && (first_desc != (host | QCOW2_OFLAG_COPIED) || host == 0 ||
-                   qcow2_offset_into_cluster(s, host))) {
+    if (!fresh && (first_desc != (host | QCOW2_OFLAG_COPIED) ||
+                   !qcow2_l2_allocated(s, first_desc) ||
+                   qcow2_offset_into_cluster(s, host) ||
+                   qcow2_datafile_check_host(s, host, off, NULL) < 0)) {
         return 0;
     }
     /* Clusters the request touches, within the table and the run limit. */
@@ -1002,7 +1046,7 @@ write_run(struct vimg_image *img, uint64_t off, const uint8_t *src,
     if (!fresh) {
         /* Data in place: no metadata changes. */
         if (!s->luks) {
-            r = full_pwrite(img->fd, src, (size_t)n, host + in);
+            r = full_pwrite(qcow2_dfd(img), src, (size_t)n, host + in);
             if (r < 0) {
                 return vimg_error_set(errp, r, "Write failed at host offset "
                                       "%#" PRIx64 ": %s", host + in,
@@ -1023,13 +1067,13 @@ write_run(struct vimg_image *img, uint64_t off, const uint8_t *src,
     }
 
     total = ncl * cs;
-    r = qcow2_alloc_clusters(img, ncl, &host, errp);
+    r = qcow2_datafile_alloc(img, off - in, ncl, &host, errp);
     if (r < 0) {
         return r;
     }
     if (!s->luks && in == 0 && n == total) {
         /* Whole clusters from the caller's buffer. */
-        r = full_pwrite(img->fd, src, (size_t)total, host);
+        r = full_pwrite(qcow2_dfd(img), src, (size_t)total, host);
         if (r < 0) {
             return vimg_error_set(errp, r, "Write failed at host offset %#"
                                   PRIx64 ": %s", host, strerror(-r));
@@ -1119,6 +1163,11 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
     }
     l2_get(s, t, idx, &desc, &bm);
 
+    if ((desc & QCOW2_OFLAG_COMPRESSED) && s->has_data_file) {
+        return vimg_error_set(errp, -EIO, "Compressed cluster entry found in "
+                              "image with external data file (guest "
+                              "offset %#" PRIx64 ")", off);
+    }
     if (desc & QCOW2_OFLAG_COMPRESSED) {
         if (n < s->cluster_size || s->hdr.version < 3) {
             return write_cluster(img, off, NULL, n, errp);
@@ -1131,7 +1180,8 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
                s->extended_l2 ? 0xffffffff00000000ULL : 0);
         return 0;
     }
-    if ((desc & QCOW2_OFLAG_COPIED) == 0 && (desc & QCOW2_OFFSET_MASK)) {
+    if ((desc & QCOW2_OFLAG_COPIED) == 0 && (desc & QCOW2_OFFSET_MASK) &&
+        !s->has_data_file) {
         return qcow2_snapshot_cow_zero(img, off, n, errp);
     }
 
@@ -1170,7 +1220,7 @@ zero_cluster(struct vimg_image *img, uint64_t off, size_t n,
     if ((desc & QCOW2_OFLAG_ZERO) && s->hdr.version >= 3) {
         return 0;
     }
-    if ((desc & QCOW2_OFFSET_MASK) == 0) {
+    if (!qcow2_l2_allocated(s, desc)) {
         if (!s->backing) {
             return 0;
         }
@@ -1193,6 +1243,7 @@ qcow2_zero(struct vimg_image *img, uint64_t off, uint64_t len,
            unsigned flags, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
+    uint64_t start = off, total = len;
     int r;
 
     while (len > 0) {
@@ -1206,7 +1257,7 @@ qcow2_zero(struct vimg_image *img, uint64_t off, uint64_t len,
         off += n;
         len -= n;
     }
-    return 0;
+    return qcow2_datafile_zeroed(img, start, total, errp);
 }
 
 /* ---- metadata flush ------------------------------------------------------ */
@@ -1376,8 +1427,8 @@ release_entry(struct qcow2_state *s, uint64_t desc, struct vimg_error **errp)
     if (desc & QCOW2_OFLAG_COMPRESSED) {
         return add_pending_free(s, desc, errp);
     }
-    if (host == 0) {
-        return 0;
+    if (host == 0 || s->has_data_file) {
+        return 0;               /* data file clusters have no refcounts */
     }
     /* A cluster shared with a snapshot (no OFLAG_COPIED) just loses the
      * active layer's reference: the snapshot keeps the others. */
@@ -1458,7 +1509,7 @@ prealloc_link(struct vimg_image *img, uint64_t g, uint64_t n, uint64_t host,
 
     r = get_l2(img, off, true, &t, errp);
     if (r == 0 && host == 0) {
-        r = qcow2_alloc_clusters(img, n, &host, errp);
+        r = qcow2_datafile_alloc(img, off, n, &host, errp);
         if (r == 0) {
             /* The allocation may have evicted the table. */
             r = get_l2(img, off, false, &t, errp);
@@ -1487,7 +1538,17 @@ qcow2_preallocate(struct vimg_image *img, int mode, struct vimg_error **errp)
     if (mode == QCOW2_PREALLOC_OFF || nclusters == 0) {
         return 0;
     }
-    if (mode != QCOW2_PREALLOC_METADATA) {
+    if (s->has_data_file && mode != QCOW2_PREALLOC_METADATA) {
+        /* The data file gets the space; clusters map to themselves. */
+        r = mode == QCOW2_PREALLOC_FALLOC
+            ? file_preallocate(s->data_fd, 0, nclusters << s->cluster_bits)
+            : file_punch_zero(s->data_fd, 0, nclusters << s->cluster_bits,
+                              false);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not preallocate the data "
+                                  "file: %s", strerror(-r));
+        }
+    } else if (mode != QCOW2_PREALLOC_METADATA) {
         /* Refcount structures for everything first (the table moves to
          * the end of the used area), then the data clusters right after
          * them; L2 tables come from the ordinary allocator. */
@@ -1535,6 +1596,9 @@ qcow2_preallocate(struct vimg_image *img, int mode, struct vimg_error **errp)
     r = qcow2_metadata_flush(img, errp);
     if (r < 0) {
         return r;
+    }
+    if (s->has_data_file) {
+        return 0;               /* the data file has its size already */
     }
     /* The file reaches the end of the last data cluster. */
     if (fstat(img->fd, &st) < 0) {
@@ -1635,6 +1699,10 @@ qcow2_pwrite_compressed(struct vimg_image *img, const void *buf, size_t len,
     if (img->encrypted) {
         return vimg_error_set(errp, -ENOTSUP, "Compression and encryption "
                               "not supported at the same time");
+    }
+    if (s->has_data_file) {
+        return vimg_error_set(errp, -ENOTSUP, "Compression is not supported "
+                              "with an external data file");
     }
     pad = malloc(cs);
     out = malloc(cs);

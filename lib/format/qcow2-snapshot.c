@@ -677,6 +677,11 @@ qcow2_snapshot_create(struct vimg_image *img, const char *name,
         return vimg_error_set(errp, -ERANGE, "Snapshots need reference "
                               "counts wider than 1 bit");
     }
+    if (s->has_data_file) {
+        /* qemu 7.2: "-95 (Operation not supported)" */
+        return vimg_error_set(errp, -ENOTSUP, "Snapshots are not supported "
+                              "with an external data file");
+    }
     r = qcow2_metadata_flush(img, errp);
     if (r < 0) {
         return r;

@@ -14,8 +14,7 @@
  * layout: header (cluster 0), refcount table (1), refcount block (2); then
  * the image is opened and grown to its size, which puts the L1 table at
  * cluster 3; LUKS encryption is set up last (region at cluster 4).
- *
- * Not supported yet (clear errors): external data files.
+ * External data files live in qcow2-datafile.c.
  */
 #include "config.h"
 
@@ -58,8 +57,19 @@ qcow2_l1_entries_for(uint32_t cluster_bits, uint32_t l2_bits, uint64_t size)
 int
 qcow2_sync(struct vimg_image *img, struct vimg_error **errp)
 {
-    int r = file_flush(img->fd);   /* counted by the failpoints */
+    const struct qcow2_state *s = img->priv;
+    int r;
 
+    /* Guest data in an external data file is durable before the metadata
+     * written after this barrier can point to it. */
+    if (s && s->has_data_file && s->data_fd >= 0) {
+        r = file_flush(s->data_fd);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not flush the data file: "
+                                  "%s", strerror(-r));
+        }
+    }
+    r = file_flush(img->fd);   /* counted by the failpoints */
     if (r < 0) {
         return vimg_error_set(errp, r, "Could not flush '%s': %s",
                               img->filename ? img->filename : "image",
@@ -131,6 +141,7 @@ parse_extensions(struct qcow2_state *s, const uint8_t *buf, size_t len,
                  struct vimg_error **errp)
 {
     const struct qcow2_header *h = &s->hdr;
+    int r;
     uint64_t off = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;
     uint64_t end = h->backing_file_offset ? h->backing_file_offset
                                           : s->cluster_size;
@@ -199,8 +210,14 @@ parse_extensions(struct qcow2_state *s, const uint8_t *buf, size_t len,
                                       "bitmaps_ext: Invalid extension length");
             }
             break;
+        case QCOW2_EXT_DATA_FILE:
+            r = qcow2_datafile_ext(s, data, elen, errp);
+            if (r < 0) {
+                return r;
+            }
+            break;
         default:
-            break;      /* data file name, unknown: not needed */
+            break;      /* unknown: kept by rewrites, not needed */
         }
         off += ROUND_UP((uint64_t)elen, 8);
     }
@@ -463,6 +480,17 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
         memcpy(buf + off + 8, s->backing_fmt, flen);
         off += 8 + ROUND_UP(flen, 8);
     }
+    if (s->data_file) {
+        size_t dlen = strlen(s->data_file);
+
+        if (off + 8 + ROUND_UP(dlen, 8) + 8 > s->cluster_size) {
+            return vimg_error_set(errp, -EINVAL, "Data file name too long");
+        }
+        st_be32(buf + off, QCOW2_EXT_DATA_FILE);
+        st_be32(buf + off + 4, (uint32_t)dlen);
+        memcpy(buf + off + 8, s->data_file, dlen);
+        off += 8 + ROUND_UP(dlen, 8);
+    }
     if (s->has_crypto_ext) {
         st_be32(buf + off, QCOW2_EXT_CRYPTO);
         st_be32(buf + off + 4, 16);
@@ -664,6 +692,7 @@ qcow2_close(struct vimg_image *img)
     }
     qcow2_bitmaps_close(img);
     qcow2_crypt_close(s);
+    qcow2_datafile_close(s);
     vimg_image_close(s->backing, NULL);
     s->backing = NULL;
     free(s->backing_name);
@@ -835,6 +864,7 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
     }
     img->priv = s;
+    s->data_fd = -1;
     r = full_pread_zero(img->fd, head, sizeof(head), 0);
     if (r < 0) {
         r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
@@ -867,12 +897,10 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         goto fail;
     }
-    if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
-        r = vimg_error_set(errp, -ENOTSUP,
-                           "External data files are not supported yet");
-        goto fail;
+    r = qcow2_datafile_open(img, opts, errp);
+    if (r == 0) {
+        r = load_l1(img, errp);
     }
-    r = load_l1(img, errp);
     if (r == 0) {
         r = qcow2_refcount_init(img, errp);
     }
@@ -909,6 +937,9 @@ qcow2_open(struct vimg_image *img, struct vimg_opts *opts,
         uint8_t be[8];
 
         r = qcow2_bitmaps_open(img, &keep, errp);
+        if (s->data_raw) {
+            keep |= QCOW2_AUTOCLEAR_DATA_RAW;
+        }
         if (r == 0 && keep != s->hdr.autoclear_features) {
             st_be64(be, keep);
             r = full_pwrite(img->fd, be, 8, 88);
@@ -1079,6 +1110,7 @@ qcow2_shrink(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
     if (r == 0) {
         s->hdr.size = size;
         img->size = size;
+        r = qcow2_datafile_truncate(img, size, errp);
     }
     return r;
 }
@@ -1182,7 +1214,12 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     }
     s->hdr.size = size;
     img->size = size;
-    return 0;
+    r = qcow2_datafile_truncate(img, size, errp);
+    if (r == 0 && s->data_raw) {
+        /* Raw data: every cluster, the new ones too, maps to itself. */
+        r = qcow2_preallocate(img, QCOW2_PREALLOC_METADATA, errp);
+    }
+    return r;
 }
 
 /* ---- info ------------------------------------------------------------------ */
@@ -1230,6 +1267,7 @@ qcow2_info(struct vimg_image *img, struct json_object *info,
     }
     json_object_object_add(data, "refcount-bits",
                            json_object_new_int64(s->refcount_bits));
+    qcow2_datafile_info(s, data);
     if (enc) {
         json_object_object_add(data, "encrypt", enc);
     }
@@ -1275,20 +1313,9 @@ struct create_params {
     const char *backing_fmt;
     bool backing_unsafe;        /* qemu-img create -u */
     int prealloc;               /* QCOW2_PREALLOC_* */
+    const char *data_file;      /* external data file, borrowed */
+    bool data_raw;              /* data_file_raw */
 };
-
-static int
-refuse_if_set(struct vimg_opts *opts, const char *key, const char *what,
-              struct vimg_error **errp)
-{
-    const char *v = vimg_opts_take(opts, key);
-
-    if (v && *v) {
-        return vimg_error_set(errp, -ENOTSUP, "%s are not supported yet",
-                              what);
-    }
-    return 0;
-}
 
 /* Creation options in qemu's order, with qemu's messages. */
 static int
@@ -1358,19 +1385,16 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
     }
     r = opts_take_bool(opts, VIMG_CREATE_OPT_BACKING_UNSAFE,
                        &p->backing_unsafe, errp);
-    if (r == 0) {
-        r = refuse_if_set(opts, "data_file", "External data files", errp);
-    }
     if (r < 0) {
         return r;
     }
-    r = opts_take_bool(opts, "data_file_raw", &b, errp);
+    p->data_file = vimg_opts_take(opts, "data_file");
+    if (p->data_file && !*p->data_file) {
+        p->data_file = NULL;
+    }
+    r = opts_take_bool(opts, "data_file_raw", &p->data_raw, errp);
     if (r < 0) {
         return r;
-    }
-    if (b) {
-        return vimg_error_set(errp, -EINVAL, "data-file-raw requires "
-                              "data-file");
     }
     r = opts_take_bool(opts, "lazy_refcounts", &p->lazy_refcounts, errp);
     if (r < 0) {
@@ -1420,6 +1444,22 @@ parse_create_opts(struct vimg_opts *opts, struct create_params *p,
         return vimg_error_set(errp, -EINVAL, "Extended L2 entries are only "
                               "supported with cluster sizes of at least 16384 "
                               "bytes");
+    }
+    if (p->data_file && p->version < 3) {
+        return vimg_error_set(errp, -EINVAL, "External data files are only "
+                              "supported with compatibility level 1.1 and "
+                              "above (use version=v3 or greater)");
+    }
+    if (p->data_raw && !p->data_file) {
+        return vimg_error_set(errp, -EINVAL, "data-file-raw requires "
+                              "data-file");
+    }
+    if (p->data_raw && p->backing_file) {
+        return vimg_error_set(errp, -EINVAL, "Backing file and data-file-raw "
+                              "cannot be used at the same time");
+    }
+    if (p->data_file && strlen(p->data_file) > QCOW2_MAX_DATA_FILE_NAME) {
+        return vimg_error_set(errp, -EINVAL, "Data file name too long");
     }
     return 0;
 }
@@ -1579,6 +1619,19 @@ qcow2_create(int fd, const char *filename, uint64_t size,
     tmp.alignment = 1;
     r = qcow2_open(&tmp, none, NULL, errp);
     vimg_opts_free(none);
+    if (r == 0 && p.data_file) {
+        /* Raw data must map 1:1 from the start (qemu: metadata). */
+        if (p.data_raw && p.prealloc == QCOW2_PREALLOC_OFF) {
+            p.prealloc = QCOW2_PREALLOC_METADATA;
+        }
+        r = qcow2_datafile_create(&tmp, p.data_file, p.data_raw, size, errp);
+        if (r == 0) {
+            r = qcow2_rewrite_header(&tmp, errp);
+        }
+        if (r < 0) {
+            qcow2_close(&tmp);
+        }
+    }
     if (r == 0) {
         r = qcow2_truncate(&tmp, size, false, errp);
         if (r == 0) {

@@ -12,6 +12,8 @@
  *   qcow2-refcount.c refcount table and blocks, the cluster allocator
  *   qcow2-crypt.c    LUKS inside qcow2 (crypt_method 2): the FDE header
  *                    extension region, key handling, data en/decryption
+ *   qcow2-datafile.c external data files: name extension, opening the
+ *                    file, host offset = guest offset, data_file_raw
  *
  * Metadata write ordering (crash safety without a journal): refcount
  * blocks reach the disk (and are synced) before any L2 table that points
@@ -182,6 +184,12 @@ struct qcow2_state {
     size_t wbuf_size;
     bool l2_unsynced;           /* L2 tables written since the last sync */
     struct qcow2_bitmaps *bitmaps; /* tracked persistent bitmaps, or NULL */
+
+    /* ---- external data file (qcow2-datafile.c) ---- */
+    char *data_file;            /* name from extension 0x44415441, or NULL */
+    bool has_data_file;         /* incompatible bit 2 */
+    bool data_raw;              /* autoclear bit 1, with has_data_file */
+    int data_fd;                /* the open data file, -1 if none (NO_IO) */
 };
 
 /** qcow2_put_header_tail - the v3 header fields (version >= 3) into @buf;
@@ -419,6 +427,115 @@ int qcow2_set_backing(struct vimg_image *img, const char *name,
 int qcow2_pwrite_compressed(struct vimg_image *img, const void *buf,
                             size_t len, uint64_t off,
                             struct vimg_error **errp);
+
+/* ---- qcow2-datafile.c: external data files ---- */
+
+#define QCOW2_MAX_DATA_FILE_NAME 4095
+
+/**
+ * qcow2_dfd - the file that holds guest data: the external data file if
+ * the image has one, else the image file itself.
+ */
+static inline int
+qcow2_dfd(const struct vimg_image *img)
+{
+    const struct qcow2_state *s = img->priv;
+
+    return s->has_data_file ? s->data_fd : img->fd;
+}
+
+/**
+ * qcow2_l2_allocated - whether L2 descriptor @desc (standard, not
+ * compressed) has a host cluster.  With a data file host offset 0 is a
+ * real cluster, marked by OFLAG_COPIED (qemu's rule).
+ */
+static inline bool
+qcow2_l2_allocated(const struct qcow2_state *s, uint64_t desc)
+{
+    return (desc & QCOW2_OFFSET_MASK) != 0 ||
+           (s->has_data_file && (desc & QCOW2_OFLAG_COPIED));
+}
+
+/**
+ * qcow2_datafile_ext - take the data file name extension (@len bytes,
+ * no NUL): "Data file name too long" / "... contains a NUL byte".
+ */
+int qcow2_datafile_ext(struct qcow2_state *s, const uint8_t *data,
+                       uint32_t len, struct vimg_error **errp);
+/**
+ * qcow2_datafile_open - after the header is parsed: check the bits and
+ * open the data file (unless VIMG_OPEN_NO_IO) by the stored name, as
+ * given (qemu 7.2 opens it relative to the working directory), or by the
+ * "data-file.filename" open option.  Errors name the file.
+ */
+int qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
+                        struct vimg_error **errp);
+void qcow2_datafile_close(struct qcow2_state *s);
+/**
+ * qcow2_datafile_alloc - host clusters for @n new data clusters from
+ * guest offset @guest (cluster aligned): with a data file the host offset
+ * is the guest offset and no refcounts are kept; otherwise the ordinary
+ * allocator.
+ */
+int qcow2_datafile_alloc(struct vimg_image *img, uint64_t guest, uint64_t n,
+                         uint64_t *host, struct vimg_error **errp);
+/**
+ * qcow2_datafile_check_host - with a data file, a data cluster must sit at
+ * its guest offset (qemu: -EIO and the same complaint).
+ */
+int qcow2_datafile_check_host(const struct qcow2_state *s, uint64_t host,
+                              uint64_t guest, struct vimg_error **errp);
+/**
+ * qcow2_datafile_zeroed - data_file_raw: after [@off, @off + @len) became
+ * zero clusters, write zeroes there in the data file so it stays a valid
+ * raw image.
+ */
+int qcow2_datafile_zeroed(struct vimg_image *img, uint64_t off, uint64_t len,
+                          struct vimg_error **errp);
+/** qcow2_datafile_truncate - grow or shrink the data file to @size. */
+int qcow2_datafile_truncate(struct vimg_image *img, uint64_t size,
+                            struct vimg_error **errp);
+/**
+ * qcow2_datafile_create - create (truncate) the data file @name of @size
+ * bytes, as qemu-img create does, and record it in the state of the new
+ * image; the header is rewritten by the caller.
+ */
+int qcow2_datafile_create(struct vimg_image *img, const char *name,
+                          bool raw, uint64_t size, struct vimg_error **errp);
+/** qcow2_datafile_info - "data-file"/"data-file-raw" of the qcow2 data. */
+void qcow2_datafile_info(const struct qcow2_state *s,
+                         struct json_object *data);
+
+/* qemu-img amend data_file=NAME|"" and data_file_raw=off. */
+struct qcow2_datafile_amend {
+    bool set_name;              /* data_file given */
+    const char *name;           /* the new name (borrowed), NULL: none */
+    bool clear_raw;             /* data_file_raw=off on a raw image */
+};
+
+/**
+ * qcow2_datafile_amend_parse - take data_file/data_file_raw from @opts
+ * with qemu's rules and messages ("data-file can only be set for images
+ * that use an external data file", "data-file-raw cannot be set on
+ * existing images").
+ */
+int qcow2_datafile_amend_parse(struct vimg_image *img, struct vimg_opts *opts,
+                               struct qcow2_datafile_amend *a,
+                               struct vimg_error **errp);
+/**
+ * qcow2_datafile_amend_apply - the new name into the state (the caller
+ * rewrites the header when @a->set_name) and the raw bit cleared on disk.
+ */
+int qcow2_datafile_amend_apply(struct vimg_image *img,
+                               const struct qcow2_datafile_amend *a,
+                               struct vimg_error **errp);
+/**
+ * qcow2_datafile_insert_ext - insert the data file name extension of the
+ * state at @at of a header being built in @buf (@off: its current end,
+ * @cs: cluster size).  Return: the new end, 0 if it does not fit.
+ */
+size_t qcow2_datafile_insert_ext(const struct qcow2_state *s, uint8_t *buf,
+                                 size_t at, size_t off, size_t cs);
 
 /* ---- qcow2-snapshot.c (engineer qcow2-snapshot) ---- */
 

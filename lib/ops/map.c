@@ -82,8 +82,12 @@ chain_status(struct vimg_image *img, uint64_t off, uint64_t len,
         b = vimg_image_backing(img);
         bsize = b ? vimg_image_size(b) : 0;
         if (!b || off >= bsize) {
-            /* Nowhere in the chain: reads as zeroes, not present. */
+            /* Nowhere in the chain: reads as zeroes, not present; qemu
+             * still maps an unallocated part of an allocated cluster
+             * (qcow2 extended L2) of this last layer. */
             e->zero = true;
+            e->has_offset = (st & VIMG_BLOCK_OFFSET) != 0;
+            e->offset = e->has_offset ? host : 0;
             return 0;
         }
         img = b;

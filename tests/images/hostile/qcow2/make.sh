@@ -35,7 +35,8 @@ def image(version=3, cluster_bits=CB, size=SIZE, crypt=0, l1_size=1,
           l1_off=3 * CS, rt_off=CS, rt_clusters=1, nb_snap=0, snap_off=0,
           refcount_order=4, header_length=112, exts=b"", backing=None,
           backing_off=None, l1_entry=None, l2_entry=None, rt_entry=None,
-          refblock=None, tail=b"", file_clusters=6):
+          refblock=None, tail=b"", file_clusters=6, incompat=0,
+          autoclear=0):
     img = bytearray(file_clusters * CS)
     h = b"QFI\xfb" + be32(version)
     h += be64(0) + be32(0)                      # backing (patched below)
@@ -43,7 +44,7 @@ def image(version=3, cluster_bits=CB, size=SIZE, crypt=0, l1_size=1,
     h += be64(l1_off) + be64(rt_off) + be32(rt_clusters)
     h += be32(nb_snap) + be64(snap_off)
     if version >= 3:
-        h += be64(0) + be64(0) + be64(0) + be32(refcount_order)
+        h += be64(incompat) + be64(0) + be64(autoclear) + be32(refcount_order)
         h += be32(header_length) + bytes(8)
     img[:len(h)] = h
     hl = header_length if version >= 3 else 72
@@ -132,5 +133,15 @@ put("fde-no-luks-magic", image(crypt=2,
 put("crypt-luks-without-fde", image(crypt=2))
 put("crypt-aes-with-fde", image(crypt=1,
                                 exts=ext(FDE, be64(6 * CS) + be64(4096))))
+# External data file (incompatible bit 2, autoclear bit 1, extension
+# 0x44415441): guest cluster 0 at host offset 0 of the data file (L2 entry
+# OFLAG_COPIED | 0), cluster 5 unused.
+DATA = 0x44415441
+DF = dict(incompat=4, l2_entry=1 << 63, refblock=b"\0\1" * 5)
+put("datafile-missing", image(exts=ext(DATA, b"no-such-data.raw"), **DF))
+put("datafile-bit-no-ext", image(**DF))
+put("datafile-name-nul", image(exts=ext(DATA, b"no-such\0.raw"), **DF))
+put("datafile-ext-no-bit", image(exts=ext(DATA, b"no-such-data.raw")))
+put("datafile-raw-no-bit", image(autoclear=2))
 PY
 ls ./*.qcow2 | wc -l
