@@ -262,6 +262,15 @@ int qcow2_alloc_clusters(struct vimg_image *img, uint64_t n, uint64_t *out,
                          struct vimg_error **errp);
 /** qcow2_refcount_flush - write dirty refcount blocks and table, then sync. */
 int qcow2_refcount_flush(struct vimg_image *img, struct vimg_error **errp);
+/**
+ * qcow2_change_refcount_order - rewrite the refcount table and blocks with
+ * 2^@order-bit entries (amend -o refcount_bits).  The new structures are
+ * written past the last used cluster and synced, then one header write
+ * switches to them; the old ones are free from then on.  A count that does
+ * not fit the new width is refused (qemu's message) before any write.
+ */
+int qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
+                                struct vimg_error **errp);
 
 /* ---- qcow2-cluster.c ---- */
 
