@@ -112,9 +112,11 @@ resized g.qcow2 9G
 cp v.qcow2 g9.qcow2
 expect_ok qemu-io -f qcow2 -c 'write 8G 1M' g9.qcow2
 resized g9.qcow2 --shrink 5243392
-# An "all ones" table entry (1, no cluster) cut by a shrink.
-cp g.qcow2 g1.qcow2
-python3 - g1.qcow2 <<'PY'
+# poke_first IMG table|in-use: in the first bitmap of IMG, make the first
+# table entry "all ones" (1, no cluster), or set the in-use flag.
+poke_first()
+{
+    python3 - "$@" <<'PY'
 import struct, sys
 with open(sys.argv[1], 'r+b') as f:
     d = f.read()
@@ -125,10 +127,18 @@ with open(sys.argv[1], 'r+b') as f:
             doff = struct.unpack_from('>Q', d, off + 24)[0]
             break
         off += 8 + ((ln + 7) & ~7)
-    toff = struct.unpack_from('>Q', d, doff)[0]
-    f.seek(toff)
-    f.write(struct.pack('>Q', 1))
+    if sys.argv[2] == 'table':
+        f.seek(struct.unpack_from('>Q', d, doff)[0])
+        f.write(struct.pack('>Q', 1))
+    else:
+        flags = struct.unpack_from('>I', d, doff + 12)[0]
+        f.seek(doff + 12)
+        f.write(struct.pack('>I', flags | 1))
 PY
+}
+# An "all ones" table entry (1, no cluster) cut by a shrink.
+cp g.qcow2 g1.qcow2
+poke_first g1.qcow2 table
 expect_ok qemu-img check -r leaks g1.qcow2
 resized g1.qcow2 --shrink 1049088
 echo "ok resize keeps the bitmaps as qemu-img does"
@@ -137,21 +147,7 @@ echo "ok resize keeps the bitmaps as qemu-img does"
 # refused with qemu's message and the image stays untouched; a write
 # leaves it in use, as qemu-io does.
 cp g.qcow2 iu.qcow2
-python3 - iu.qcow2 <<'PY'
-import struct, sys
-with open(sys.argv[1], 'r+b') as f:
-    d = f.read()
-    off = struct.unpack_from('>I', d, 100)[0]
-    while True:
-        t, ln = struct.unpack_from('>II', d, off)
-        if t == 0x23852875:
-            doff = struct.unpack_from('>Q', d, off + 24)[0]
-            break
-        off += 8 + ((ln + 7) & ~7)
-    flags = struct.unpack_from('>I', d, doff + 12)[0]
-    f.seek(doff + 12)
-    f.write(struct.pack('>I', flags | 1))
-PY
+poke_first iu.qcow2 in-use
 cp iu.qcow2 t.qcow2
 run_cmd qemu-img resize t.qcow2 32M
 qrc=$LAST_RC

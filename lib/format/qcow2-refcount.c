@@ -725,17 +725,25 @@ old_set_has(struct old_set *o, uint64_t ci)
 }
 
 /*
- * The refcount of cluster @ci as it will be once the header points to the
+ * The refcount of cluster *@ci as it will be once the header points to the
  * new structures: the old count, 0 for the old structures themselves.
- * Clusters in runs without an old block are skipped by the callers.
+ * Where no old block exists, *@ci moves to the last cluster it would
+ * cover (all 0), so the caller's loop continues after it.
  */
 static int
-future_refcount(struct vimg_image *img, struct old_set *o, uint64_t ci,
+future_refcount(struct vimg_image *img, struct old_set *o, uint64_t *ci,
                 uint64_t *out, struct vimg_error **errp)
 {
-    int r = peek_refcount(img, ci, out, errp);
+    struct qcow2_state *s = img->priv;
+    int r;
 
-    if (r == 0 && old_set_has(o, ci)) {
+    if (s->rt[*ci / s->rb_entries] == 0) {
+        *ci += s->rb_entries - 1 - *ci % s->rb_entries;
+        *out = 0;
+        return 0;
+    }
+    r = peek_refcount(img, *ci, out, errp);
+    if (r == 0 && old_set_has(o, *ci)) {
         *out = 0;
     }
     return r;
@@ -809,11 +817,7 @@ qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
     for (ci = 0; ci < last; ci++) {
         uint64_t rc;
 
-        if (s->rt[ci / s->rb_entries] == 0) {
-            ci += s->rb_entries - 1 - ci % s->rb_entries;
-            continue;
-        }
-        r = future_refcount(img, &o, ci, &rc, errp);
+        r = future_refcount(img, &o, &ci, &rc, errp);
         if (r < 0) {
             goto out;
         }
@@ -873,15 +877,13 @@ qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
         for (ci = base; ci < end; ci++) {
             uint64_t rc;
 
-            if (s->rt[ci / s->rb_entries] == 0) {
-                ci += s->rb_entries - 1 - ci % s->rb_entries;
-                continue;
-            }
-            r = future_refcount(img, &o, ci, &rc, errp);
+            r = future_refcount(img, &o, &ci, &rc, errp);
             if (r < 0) {
                 goto out;
             }
-            rc_set(bits, buf, ci - base, rc);
+            if (rc) {
+                rc_set(bits, buf, ci - base, rc);
+            }
         }
         for (ci = MAX(base, last); ci < MIN(base + nrbe, area_end); ci++) {
             rc_set(bits, buf, ci - base, 1);
