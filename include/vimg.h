@@ -262,6 +262,10 @@ struct vimg_copy_params {
     void *progress_opaque;
     bool compress;            /* -c: data through
                                  vimg_image_pwrite_compressed()           */
+    bool target_has_backing;  /* -B: ranges the source reads from its own
+                                 backing file are not copied, zero runs
+                                 past the end of the target's backing file
+                                 not written (as qemu-img convert -B)     */
 };
 
 /**

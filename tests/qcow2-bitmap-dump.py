@@ -29,20 +29,29 @@ def main(path):
                 name = data[pos + 24 + elen:pos + 24 + elen + nlen].decode()
                 pos += (24 + elen + nlen + 7) & ~7
                 runs, start, prev = [], None, None
+                zero, ones = bytes(cs), b'\xff' * cs
                 for k in range(tsize):
                     (e,) = struct.unpack_from('>Q', data, toff + 8 * k)
                     host = e & 0x00fffffffffffe00
-                    for b in range(cs * 8):
-                        i = k * cs * 8 + b
-                        if host:
-                            bit = data[host + b // 8] >> (b % 8) & 1
-                        else:
-                            bit = e & 1
-                        if bit and start is None:
-                            start = i
-                        if not bit and start is not None:
-                            runs.append((start, i))
-                            start = None
+                    if host:
+                        cl = data[host:host + cs]
+                    else:
+                        cl = ones if e & 1 else zero
+                    # Whole clusters and bytes that continue the current
+                    # state (no run / inside a run) need no bit walk.
+                    if cl == (zero if start is None else ones):
+                        continue
+                    for j, byte in enumerate(cl):
+                        if byte == (0 if start is None else 0xff):
+                            continue
+                        for b in range(8):
+                            bit = byte >> b & 1
+                            i = (k * cs + j) * 8 + b
+                            if bit and start is None:
+                                start = i
+                            if not bit and start is not None:
+                                runs.append((start, i))
+                                start = None
                 if start is not None:
                     runs.append((start, tsize * cs * 8))
                 print(name, 'flags', flags, 'type', btype, 'g', gbits, runs)

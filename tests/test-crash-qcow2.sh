@@ -24,6 +24,8 @@
 #      or the new one and the first 16 MiB read back unchanged.
 #   s) vimg snapshot -c / -d / -a on a qcow2 with an internal snapshot (see
 #      scenario_s; run by tests/test-crash-snapshot.sh).
+#   r) vimg amend -o refcount_bits=2 / =64 on a qcow2 with an internal
+#      snapshot (see scenario_r; run by tests/test-crash-amend.sh).
 # With eio, vimg must exit with status 1 (no signal).
 #
 # Environment: VIMG, SRCDIR, BUILDDIR (tests/functions.sh); FP_KIND (any,
@@ -458,6 +460,63 @@ PY
     echo "# s) $ncopied runs stopped in a refcount/OFLAG_COPIED window (see copied_window)"
 }
 
+# ---- r) amend -o refcount_bits: the refcount structures rewritten -------
+# Base: 8 MiB qcow2 with 512-byte clusters (many refcount blocks), data
+# written by qemu-io, snapshot s1, more data.  vimg writes the new blocks
+# and table past the last used cluster, syncs, then switches the header
+# (offset, clusters, order) in one write.  After any crash or I/O error:
+# qemu-img check and vimg check find no corruption (leaks at worst), the
+# width is the old or the new one, the active data and s1 read back
+# unchanged, and a second vimg amend then succeeds.
+scenario_r()
+{
+    local bits total n action what rb
+    rm -f r0.qcow2
+    qemu-img create -q -f qcow2 -o cluster_size=512 r0.qcow2 8M
+    qemu-io -f qcow2 -c 'write -P 0xa5 0 2M' -c 'write -P 0x11 6M 512k' \
+        r0.qcow2 >/dev/null
+    qemu-img snapshot -c s1 r0.qcow2
+    qemu-io -f qcow2 -c 'write -P 0x5a 1M 512k' r0.qcow2 >/dev/null
+    snap_raw r0.qcow2 s1 s1.raw || fail "r: cannot read snapshot s1"
+    qemu-img convert -f qcow2 -O raw r0.qcow2 act.raw
+    for bits in 2 64; do
+        cp r0.qcow2 r.qcow2
+        count total "$VIMG" amend -o "refcount_bits=$bits" r.qcow2
+        echo "# r) amend -o refcount_bits=$bits: $total $KIND calls"
+        need_calls "$total" "r) amend refcount_bits=$bits"
+        for n in $(points "$total"); do
+            for action in crash eio; do
+                cp r0.qcow2 r.qcow2
+                rm -f out.raw sn.raw
+                nrun=$((nrun + 1))
+                local repro="cp r0.qcow2 r.qcow2; VIMG_FAILPOINT=$KIND:$n:$action $VIMG amend -o refcount_bits=$bits r.qcow2"
+                what="r refcount_bits=$bits $action $n"
+                if ! fprun $action "$n" "$VIMG" amend -o "refcount_bits=$bits" r.qcow2; then
+                    bad "$what: bad exit or sanitizer report: $repro"
+                    continue
+                fi
+                if ! qcheck r.qcow2 -f qcow2; then
+                    bad "$what: check finds corruption: $repro"
+                    continue
+                fi
+                rb=$(qemu-img info r.qcow2 2>/dev/null | awk '/refcount bits:/ { print $3 }')
+                [ "$rb" = 16 ] || [ "$rb" = "$bits" ] ||
+                    bad "$what: refcount bits '$rb': $repro"
+                if ! qemu-img convert -f qcow2 -O raw r.qcow2 out.raw 2>/dev/null; then
+                    bad "$what: qemu-img cannot read the image: $repro"
+                    continue
+                fi
+                cmp -s out.raw act.raw || bad "$what: active data changed: $repro"
+                snap_raw r.qcow2 s1 sn.raw && cmp -s sn.raw s1.raw ||
+                    bad "$what: snapshot s1 does not read back: $repro"
+                "$VIMG" amend -o "refcount_bits=$bits" r.qcow2 >/dev/null 2>&1 &&
+                    qemu-img check -f qcow2 r.qcow2 >/dev/null 2>&1 ||
+                    bad "$what: amend after the failure does not succeed cleanly: $repro"
+            done
+        done
+    done
+}
+
 cd "$TEST_TMP" || fail "no temp dir"
 for s in $SCENARIOS; do
     case $s in
@@ -466,6 +525,7 @@ for s in $SCENARIOS; do
         c) scenario_io c 1 ;;
         d) scenario_d ;;
         s) scenario_s ;;
+        r) scenario_r ;;
         *) fail "unknown scenario $s" ;;
     esac
 done

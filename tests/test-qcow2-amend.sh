@@ -14,6 +14,8 @@
 # image with an unknown compatible header extension keeps it through an
 # upgrade and a downgrade.  Refused combinations give qemu's message and
 # exit 1 and leave the image untouched; `-o help` lists qemu's lines.
+# refcount_bits changes (vimg places the new structures elsewhere than
+# qemu) are checked with qemu-img check/info/compare instead of cmp.
 
 # shellcheck source=functions.sh
 source "${SRCDIR:-$(dirname "$0")}/functions.sh"
@@ -138,10 +140,91 @@ refuse data_file_raw=on rb.qcow2
 refuse cluster_size=4k rb.qcow2
 refuse lazy_refcounts=maybe rb.qcow2
 refuse compat=0.10,lazy_refcounts=on rb.qcow2
-# vimg's own limit: a refcount width change (qemu rewrites the refcounts).
-expect_error 1 "vimg cannot change refcount_bits" \
-    "$VIMG" amend -o refcount_bits=8 rb.qcow2
+refuse compat=0.10,refcount_bits=8 r8.qcow2
+refuse compat=0.10,refcount_bits=4 r8.qcow2
 echo "ok refusals"
+
+# refcount_bits: vimg rewrites the refcount structures at its own place
+# (after the last used cluster), so the file is not byte-identical to
+# qemu's; it must pass qemu-img check with exit 0, show the width in
+# qemu-img info, read like the original and like qemu's result, snapshots
+# included, and take further writes by qemu-io.
+rbits()     # rbits IMG: the refcount width qemu-img info reports
+{
+    qemu-img info --output=json "$1" | python3 -c \
+        'import json,sys; print(json.load(sys.stdin)["format-specific"]["data"]["refcount-bits"])'
+}
+# width IMG BITS [SNAP]: vimg and qemu-img amend copies of IMG.
+width()
+{
+    local img=$1 bits=$2 snap=${3:-}
+    cp "$img" v.qcow2
+    cp "$img" q.qcow2
+    expect_ok "$VIMG" amend -o "refcount_bits=$bits" v.qcow2
+    expect_ok qemu-img amend -o "refcount_bits=$bits" q.qcow2
+    qcheck v.qcow2
+    assert_eq "$(rbits v.qcow2)" "$bits" "refcount bits after amend ($img)"
+    expect_ok qemu-img compare -f qcow2 -F qcow2 "$img" v.qcow2
+    expect_ok qemu-img compare -f qcow2 -F qcow2 q.qcow2 v.qcow2
+    if [ -n "$snap" ]; then
+        expect_ok qemu-img convert -f qcow2 -O raw -l "snapshot.name=$snap" \
+            "$img" s.raw
+        expect_ok qemu-img convert -f qcow2 -O raw -l "snapshot.name=$snap" \
+            v.qcow2 sv.raw
+        cmp s.raw sv.raw >&2 || fail "snapshot $snap changed ($bits bits)"
+    fi
+    expect_ok "$VIMG" check v.qcow2
+}
+make w.qcow2
+expect_ok qemu-img create -f qcow2 -o cluster_size=512 w512.qcow2 16M
+expect_ok qemu-io -f qcow2 -c 'write -P 1 0 1M' -c 'write -P 2 9M 512k' \
+    -c 'write -P 3 15M 256k' w512.qcow2
+expect_ok qemu-img snapshot -c s1 w512.qcow2
+expect_ok qemu-io -f qcow2 -c 'write -P 4 512k 1M' -c 'write -z 9M 64k' \
+    w512.qcow2
+# 16 compressed guest clusters in one host cluster: refcount 16.
+expect_ok qemu-img create -f qcow2 wc.qcow2 8M
+expect_ok qemu-io -f qcow2 -c 'write -c -P 3 0 1M' wc.qcow2
+for bits in 8 64; do
+    width w.qcow2 "$bits"
+done
+width wc.qcow2 32
+for bits in 2 8 64; do
+    width w512.qcow2 "$bits" s1
+done
+# A chain of changes (several blocks and tables with 512-byte clusters),
+# starting from an image qemu-img amended, then written by qemu-io.
+cp w512.qcow2 c.qcow2
+expect_ok qemu-img amend -o refcount_bits=64 c.qcow2
+for bits in 2 32 4 16; do
+    expect_ok "$VIMG" amend -o "refcount_bits=$bits" c.qcow2
+    qcheck c.qcow2
+    assert_eq "$(rbits c.qcow2)" "$bits" "refcount bits in the chain"
+    expect_ok qemu-img compare -f qcow2 -F qcow2 w512.qcow2 c.qcow2
+done
+expect_ok "$VIMG" amend -o refcount_bits=2 c.qcow2
+expect_ok qemu-io -f qcow2 -c 'write -P 7 5M 1M' c.qcow2
+expect_ok qemu-img snapshot -c s2 c.qcow2
+expect_ok qemu-io -f qcow2 -c 'write -P 8 6M 1M' c.qcow2
+qcheck c.qcow2
+expect_ok qemu-io -f qcow2 -c 'read -P 7 5M 1M' -c 'read -P 8 6M 1M' c.qcow2
+# Upgrade and width in one amend; the width back to 16 and a downgrade.
+width r2.qcow2 16
+cp r2.qcow2 u.qcow2
+expect_ok "$VIMG" amend -o compat=1.1,refcount_bits=4 u.qcow2
+qcheck u.qcow2
+assert_eq "$(rbits u.qcow2)" 4 "refcount bits after upgrade"
+cp r8.qcow2 d.qcow2
+expect_ok "$VIMG" amend -o compat=0.10,refcount_bits=16 d.qcow2
+qcheck d.qcow2
+expect_ok qemu-img info d.qcow2
+grep_last 'compat: 0.10'
+# Counts that do not fit a narrower width: qemu's message (the first
+# cluster that overflows), exit 1, image untouched.
+refuse refcount_bits=1 w512.qcow2   # refcount 2 (snapshot)
+refuse refcount_bits=4 wc.qcow2     # 16 compressed clusters in one
+refuse refcount_bits=1 c.qcow2
+echo "ok refcount_bits width changes"
 
 # -o help: qemu's lines, plus vimg's encrypt.iter-count.
 expect_ok "$VIMG" amend -f qcow2 -o help

@@ -35,7 +35,10 @@ static const char convert_help[] =
     "                       0 writes everything)\n"
     "  -c                   compress (not supported by raw and luks)\n"
     "  -B BACKING_FILE      give the new target this backing file "
-    "(qcow2, qcow)\n"
+    "(qcow2, qcow);\n"
+    "                       what the source reads from its own backing "
+    "file is\n"
+    "                       not copied (as qemu-img)\n"
     "  -F BACKING_FMT       its format (required with -B)\n"
     "  -l SNAPSHOT_PARAM    convert a qcow2 snapshot: an id or name, or\n"
     "                       'snapshot.id=ID,snapshot.name=NAME'\n"
@@ -432,8 +435,8 @@ run_convert(int argc, char **argv)
         goto out;
     }
     if (!no_create && (out_base || out_base_fmt)) {
-        /* -B/-F: the target's backing file (the copy writes everything,
-         * zeroes included, so the result reads as the source). */
+        /* -B/-F: the target's backing file (what the source reads from
+         * its own backing file is left to it, see vimg_copy()). */
         if (out_base &&
             !cli_find_opt_desc(vimg_format_create_opts(out_fmt),
                                "backing_file")) {
@@ -549,6 +552,8 @@ run_convert(int argc, char **argv)
         created && strcmp(vimg_image_format(dst), "raw") == 0;
     params.progress = progress_cb;
     params.progress_opaque = &prog;
+    params.target_has_backing =
+        created && vimg_opts_get(copts, "backing_file") != NULL;
 
     progress_start(&prog, show_progress && !quiet);
     if (n_src == 1) {

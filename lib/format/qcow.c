@@ -33,8 +33,11 @@
  * clusters unencrypted.
  *
  * Deliberate limits: resize is refused as qemu refuses it ("Image format
- * driver does not support resize": no truncate callback); no commit or
- * rebase (no make_empty/set_backing).
+ * driver does not support resize": no truncate callback); rebase (safe
+ * and -u) fails as qemu's does, "Could not change the backing file to
+ * 'NAME': Operation not supported" (no set_backing; a safe rebase has
+ * written the differing clusters by then, as qemu's has).  commit empties
+ * the image as qemu's qcow driver does (qcow_make_empty below).
  *
  * Write ordering: a new L2 table is written (zeroed) before the L1 entry
  * that points to it; data is written before the L2 entries that point to
@@ -1228,6 +1231,49 @@ qcow_flush(struct vimg_image *img, struct vimg_error **errp)
     return 0;
 }
 
+/*
+ * make_empty (commit without -d), with qemu's result: the L1 table is
+ * written zeroed and synced, then the file ends right after it, so every
+ * L2 table and data cluster is gone (a crash in between leaves unused
+ * clusters behind, never a reference to a missing one).
+ */
+static int
+qcow_make_empty(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow_state *s = img->priv;
+    uint64_t bytes = s->l1_size * sizeof(uint64_t);
+    uint64_t end = s->hdr.l1_table_offset + bytes;
+    uint8_t *zero = calloc(1, bytes ? bytes : 1);
+    size_t i;
+    int r;
+
+    if (!zero) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    /* The cached tables go with the clusters they describe. */
+    for (i = 0; i < QCOW_L2_CACHE; i++) {
+        s->l2[i].offset = 0;
+        s->l2[i].dirty_lo = s->l2[i].dirty_hi = 0;
+    }
+    s->cluster_cache_entry = 0;
+    r = full_pwrite(img->fd, zero, bytes, s->hdr.l1_table_offset);
+    free(zero);
+    if (r < 0) {
+        return io_error(errp, r, "write L1 table", s->hdr.l1_table_offset);
+    }
+    memset(s->l1, 0, bytes);
+    r = file_flush(img->fd);
+    if (r == 0) {
+        r = file_truncate(img->fd, end);
+    }
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not empty '%s': %s",
+                              img->filename, strerror(-r));
+    }
+    s->file_end = end;
+    return 0;
+}
+
 static int
 qcow_block_status(struct vimg_image *img, uint64_t off, uint64_t len,
                   uint64_t *pnum, unsigned *status, uint64_t *host_offset,
@@ -1597,4 +1643,5 @@ const struct vimg_format_ops vimg_format_qcow = {
     .info = qcow_info,
     .backing = qcow_backing,
     .pwrite_compressed = qcow_pwrite_compressed,
+    .make_empty = qcow_make_empty,
 };

@@ -32,7 +32,11 @@
  *   data_file/data_file_raw  as qemu: a new name (or none) for images
  *       with a data file, data_file_raw only switched off
  *       (qcow2-datafile.c).
- *   refcount_bits=N        checked; a change of width is not implemented.
+ *   refcount_bits=N        1..64, a power of two (version 3): the refcount
+ *       table and blocks are rewritten with the new width
+ *       (qcow2_change_refcount_order), after an upgrade and before the
+ *       other changes, as qemu orders them; a count too large for a
+ *       narrower width is refused with qemu's message.
  * Every check runs before anything is written.  Header rewrites keep the
  * image's extensions (bitmaps, unknown ones) in their order.
  */
@@ -146,21 +150,19 @@ parse_other(struct vimg_image *img, struct vimg_opts *opts,
                               "with compatibility level 1.1 and above (use "
                               "compat=1.1 or greater)");
     }
-    if (a->has_refcount_bits && a->refcount_bits != s->refcount_bits) {
-        if (version < 3) {
-            return vimg_error_set(errp, -EINVAL, "Refcount widths other "
-                                  "than 16 bits require compatibility level "
-                                  "1.1 or above (use compat=1.1 or greater)");
-        }
-        return vimg_error_set(errp, -ENOTSUP, "vimg cannot change "
-                              "refcount_bits of an existing image");
+    if (a->has_refcount_bits && a->refcount_bits != s->refcount_bits &&
+        a->refcount_bits != 16 && version < 3) {
+        return vimg_error_set(errp, -EINVAL, "Refcount widths other than 16 "
+                              "bits require compatibility level 1.1 or above "
+                              "(use compat=1.1 or greater)");
     }
     if (a->version == 2 && s->hdr.version >= 3) {
         uint64_t incompat = s->hdr.incompatible_features &
                             ~(QCOW2_INCOMPAT_DIRTY |
                               QCOW2_INCOMPAT_COMPRESSION);
 
-        if (s->refcount_bits != 16) {
+        if ((a->has_refcount_bits ? a->refcount_bits
+                                  : s->refcount_bits) != 16) {
             return vimg_error_set(errp, -ENOTSUP, "compat=0.10 requires "
                                   "refcount_bits=16");
         }
@@ -422,6 +424,11 @@ amend_other(struct vimg_image *img, const struct other_args *a,
         s->hdr.refcount_order = 4;
         s->hdr.compression_type = QCOW2_COMPRESS_ZLIB;
         r = rewrite_header(img, 3, errp);
+    }
+    if (r == 0 && a->has_refcount_bits) {
+        uint32_t order = (uint32_t)__builtin_ctzll(a->refcount_bits);
+
+        r = qcow2_change_refcount_order(img, order, errp);
     }
     if (r == 0 && a->lazy >= 0 && s->hdr.version >= 3 &&
         !!(s->hdr.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS) !=

@@ -16,7 +16,14 @@
  *   entry 0) gets a new cluster, an all-ones entry (1) stays; data
  *   clusters and refcounts reach the disk before the table entries that
  *   point to them;
- * - closing after a successful flush clears the "in use" flags again.
+ * - closing after a successful flush clears the "in use" flags again,
+ *   except on bitmaps that were already in use (inconsistent) at open:
+ *   those stay in use and are not tracked, as in qemu;
+ * - a resize (qcow2_bitmaps_resize) gives every bitmap the table size of
+ *   the new image size, as qemu stores its resized in-memory bitmaps: the
+ *   bits past the smaller of the two sizes are cleared, data clusters past
+ *   the new end are freed, a table that needs more clusters moves.  An
+ *   inconsistent bitmap makes the resize fail (qemu's message).
  *
  * Bit i of a bitmap covers guest bytes [i << granularity_bits, ...), bit i
  * of a data cluster being bit (i % 8) of byte i / 8 (LSB first).  An
@@ -42,6 +49,7 @@ struct qcow2_bitmaps {
     uint64_t dir_off, dir_size;
     uint32_t nb;
     uint8_t *dir;
+    bool *stale;                /* per bitmap: in use already at open */
     uint64_t *ranges;           /* pairs: start, end (exclusive) */
     size_t n, cap;
     bool clean;                 /* the last flush stored everything */
@@ -59,7 +67,8 @@ write_dir(struct vimg_image *img, struct qcow2_bitmaps *b, bool in_use,
         uint8_t *e = b->dir + pos;
         uint32_t flags = ld_be32(e + 12);
 
-        st_be32(e + 12, in_use ? flags | BME_IN_USE : flags & ~BME_IN_USE);
+        st_be32(e + 12, in_use || b->stale[i] ? flags | BME_IN_USE
+                                              : flags & ~BME_IN_USE);
         pos += ROUND_UP(24 + (uint64_t)ld_be32(e + 20) + ld_be16(e + 18), 8);
     }
     r = full_pwrite(img->fd, b->dir, b->dir_size, b->dir_off);
@@ -110,7 +119,9 @@ load(struct vimg_image *img, struct qcow2_bitmaps *b)
         return -1;
     }
     b->dir = malloc(b->dir_size ? b->dir_size : 1);
-    if (!b->dir || full_pread(img->fd, b->dir, b->dir_size, b->dir_off)) {
+    b->stale = calloc(b->nb, sizeof(bool));
+    if (!b->dir || !b->stale ||
+        full_pread(img->fd, b->dir, b->dir_size, b->dir_off)) {
         return -1;
     }
     for (i = 0, pos = 0; i < b->nb; i++) {
@@ -126,6 +137,7 @@ load(struct vimg_image *img, struct qcow2_bitmaps *b)
             ld_be64(e) > fsize || t_size > fsize - ld_be64(e)) {
             return -1;
         }
+        b->stale[i] = (ld_be32(e + 12) & BME_IN_USE) != 0;
     }
     return 0;
 }
@@ -147,6 +159,7 @@ qcow2_bitmaps_open(struct vimg_image *img, uint64_t *keep,
     }
     if (load(img, b) < 0) {
         free(b->dir);
+        free(b->stale);
         free(b);
         return 0;               /* not followed: the bit gets cleared */
     }
@@ -265,7 +278,8 @@ qcow2_bitmaps_flush(struct vimg_image *img, struct vimg_error **errp)
         size_t k;
 
         pos += ROUND_UP(24 + (uint64_t)ld_be32(e + 20) + ld_be16(e + 18), 8);
-        if (!(flags & BME_AUTO) || e[16] != 1 || t_entries == 0) {
+        if (!(flags & BME_AUTO) || e[16] != 1 || t_entries == 0 ||
+            b->stale[i]) {
             continue;
         }
         free(tab);
@@ -327,7 +341,236 @@ qcow2_bitmaps_close(struct vimg_image *img)
         (void)write_dir(img, b, false, NULL);
     }
     free(b->dir);
+    free(b->stale);
     free(b->ranges);
     free(b);
     s->bitmaps = NULL;
+}
+
+/* ---- resize ---- */
+
+int
+qcow2_bitmaps_resize_check(struct vimg_image *img, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct qcow2_bitmaps *b = s->bitmaps;
+    uint64_t pos;
+    uint32_t i;
+
+    if (!b) {
+        return 0;
+    }
+    for (i = 0, pos = 0; i < b->nb; i++) {
+        const uint8_t *e = b->dir + pos;
+        uint32_t elen = ld_be32(e + 20);
+        uint16_t nlen = ld_be16(e + 18);
+
+        pos += ROUND_UP(24 + (uint64_t)elen + nlen, 8);
+        if (pos > b->dir_size) {
+            break;
+        }
+        if (b->stale[i]) {
+            return vimg_error_set(errp, -EINVAL, "Bitmap '%.*s' is "
+                                  "inconsistent and cannot be used\nTry "
+                                  "block-dirty-bitmap-remove to delete this "
+                                  "bitmap from disk", (int)nlen,
+                                  (const char *)e + 24 + elen);
+        }
+    }
+    /* The bits noted so far, against the old size. */
+    return qcow2_bitmaps_flush(img, errp);
+}
+
+/* Ranges of clusters to free once the directory no longer needs them. */
+struct free_list {
+    uint64_t *v;                /* pairs: host offset, byte count */
+    size_t n, cap;
+};
+
+static int
+free_list_add(struct free_list *f, uint64_t off, uint64_t len,
+              struct vimg_error **errp)
+{
+    if (len == 0 || off == 0) {
+        return 0;
+    }
+    if (f->n + 2 > f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 32;
+        uint64_t *p = realloc(f->v, cap * sizeof(uint64_t));
+
+        if (!p) {
+            return vimg_error_set(errp, -ENOMEM, "Out of memory");
+        }
+        f->v = p;
+        f->cap = cap;
+    }
+    f->v[f->n++] = off;
+    f->v[f->n++] = len;
+    return 0;
+}
+
+/*
+ * Clear bits [@keep, per) of data cluster entry @k of @tab (@keep > 0): a
+ * stored cluster is rewritten in place, an all-ones entry becomes a new
+ * cluster with the first @keep bits set.
+ */
+static int
+trim_cluster(struct vimg_image *img, uint8_t *tab, uint64_t k, uint64_t keep,
+             uint8_t *buf, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t e = ld_be64(tab + k * 8), host = e & QCOW2_OFFSET_MASK, i;
+    uint64_t per = (uint64_t)s->cluster_size * 8;
+    int r;
+
+    if (host == 0 && !(e & 1)) {
+        return 0;               /* all zeroes */
+    }
+    if (host == 0) {
+        memset(buf, 0, s->cluster_size);
+        for (i = 0; i < keep; i++) {
+            buf[i / 8] |= (uint8_t)(1u << (i % 8));
+        }
+        r = qcow2_alloc_clusters(img, 1, &host, errp);
+        if (r == 0) {
+            r = qcow2_refcount_flush(img, errp);
+        }
+        if (r < 0) {
+            return r;
+        }
+        st_be64(tab + k * 8, host);
+    } else {
+        r = full_pread(img->fd, buf, s->cluster_size, host);
+        if (r < 0) {
+            return vimg_error_set(errp, r, "Could not read bitmap data: %s",
+                                  strerror(-r));
+        }
+        for (i = keep; i < per; i++) {
+            buf[i / 8] &= (uint8_t)~(1u << (i % 8));
+        }
+    }
+    r = full_pwrite(img->fd, buf, s->cluster_size, host);
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not write bitmap data: %s",
+                              strerror(-r));
+    }
+    return 0;
+}
+
+/* One bitmap (directory entry @e) to the new size; frees go to @f. */
+static int
+resize_one(struct vimg_image *img, uint8_t *e, uint64_t old_size,
+           uint64_t size, struct free_list *f, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t cs = s->cluster_size, per = cs * 8, g = 1ULL << e[17];
+    uint64_t t_off = ld_be64(e), t_entries = ld_be32(e + 8), k;
+    uint64_t old_bits = DIV_ROUND_UP(old_size, g);
+    uint64_t bits = DIV_ROUND_UP(size, g), m = MIN(old_bits, bits);
+    uint64_t nt = DIV_ROUND_UP(bits, per);
+    uint64_t tc_old = DIV_ROUND_UP(t_entries * 8, cs);
+    uint64_t tc_new = DIV_ROUND_UP(nt * 8, cs), n_off = t_off;
+    uint8_t *tab, *buf;
+    int r;
+
+    if (nt * 8 > BM_MAX_TABLE_BYTES) {
+        return vimg_error_set(errp, -EFBIG, "Bitmap table too large for "
+                              "the new size");
+    }
+    tab = calloc(MAX(tc_old, tc_new) ? MAX(tc_old, tc_new) : 1, cs);
+    buf = malloc(cs);
+    if (!tab || !buf) {
+        r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+        goto out;
+    }
+    r = full_pread(img->fd, tab, t_entries * 8, t_off);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not read a bitmap table: %s",
+                           strerror(-r));
+        goto out;
+    }
+    /* No bit past the smaller size; no data cluster past the new end. */
+    if (m % per && m / per < t_entries) {
+        r = trim_cluster(img, tab, m / per, m % per, buf, errp);
+        if (r < 0) {
+            goto out;
+        }
+    }
+    for (k = nt; k < t_entries; k++) {
+        r = free_list_add(f, ld_be64(tab + k * 8) & QCOW2_OFFSET_MASK, cs,
+                          errp);
+        if (r < 0) {
+            goto out;
+        }
+        st_be64(tab + k * 8, 0);
+    }
+    if (tc_new > tc_old) {
+        r = qcow2_alloc_clusters(img, tc_new, &n_off, errp);
+        if (r == 0) {
+            r = qcow2_refcount_flush(img, errp);
+        }
+        if (r == 0) {
+            r = free_list_add(f, t_off, tc_old * cs, errp);
+        }
+    } else if (tc_new < tc_old) {
+        r = free_list_add(f, t_off + tc_new * cs, (tc_old - tc_new) * cs,
+                          errp);
+    }
+    if (r == 0 && tc_new > 0) {
+        r = full_pwrite(img->fd, tab, tc_new * cs, n_off);
+        if (r < 0) {
+            r = vimg_error_set(errp, r, "Could not write a bitmap table: %s",
+                               strerror(-r));
+        }
+    }
+    if (r == 0) {
+        st_be64(e, tc_new > 0 ? n_off : 0);
+        st_be32(e + 8, (uint32_t)nt);
+    }
+
+out:
+    free(tab);
+    free(buf);
+    return r;
+}
+
+int
+qcow2_bitmaps_resize(struct vimg_image *img, uint64_t old_size,
+                     struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    struct qcow2_bitmaps *b = s->bitmaps;
+    struct free_list f = { 0 };
+    uint64_t pos;
+    size_t k;
+    uint32_t i;
+    int r = 0;
+
+    if (!b || old_size == img->size) {
+        return 0;
+    }
+    for (i = 0, pos = 0; r == 0 && i < b->nb; i++) {
+        uint8_t *e = b->dir + pos;
+
+        pos += ROUND_UP(24 + (uint64_t)ld_be32(e + 20) + ld_be16(e + 18), 8);
+        if (e[16] == 1) {
+            r = resize_one(img, e, old_size, img->size, &f, errp);
+        }
+    }
+    /* Tables and data on disk before the directory that points to them;
+     * the old clusters are freed after it. */
+    if (r == 0) {
+        r = qcow2_sync(img, errp);
+    }
+    if (r == 0) {
+        r = write_dir(img, b, true, errp);
+    }
+    for (k = 0; r == 0 && k < f.n; k += 2) {
+        r = qcow2_update_refcount(img, f.v[k], f.v[k + 1], -1, errp);
+    }
+    if (r == 0) {
+        r = qcow2_refcount_flush(img, errp);
+    }
+    free(f.v);
+    return r;
 }

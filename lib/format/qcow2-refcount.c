@@ -66,11 +66,10 @@ qcow2_refcount_free(struct qcow2_state *s)
     s->rt = NULL;
 }
 
+/* Entry @i of a refcount block of @bits-wide entries. */
 static uint64_t
-rb_get(const struct qcow2_state *s, const uint8_t *blk, uint64_t i)
+rc_get(uint32_t bits, const uint8_t *blk, uint64_t i)
 {
-    uint32_t bits = s->refcount_bits;
-
     if (bits >= 8) {
         const uint8_t *p = blk + i * (bits / 8);
 
@@ -89,10 +88,8 @@ rb_get(const struct qcow2_state *s, const uint8_t *blk, uint64_t i)
 }
 
 static void
-rb_set(const struct qcow2_state *s, uint8_t *blk, uint64_t i, uint64_t v)
+rc_set(uint32_t bits, uint8_t *blk, uint64_t i, uint64_t v)
 {
-    uint32_t bits = s->refcount_bits;
-
     if (bits >= 8) {
         uint8_t *p = blk + i * (bits / 8);
 
@@ -119,6 +116,18 @@ rb_set(const struct qcow2_state *s, uint8_t *blk, uint64_t i, uint64_t v)
 
         *p = (uint8_t)((*p & ~mask) | ((v << shift) & mask));
     }
+}
+
+static uint64_t
+rb_get(const struct qcow2_state *s, const uint8_t *blk, uint64_t i)
+{
+    return rc_get(s->refcount_bits, blk, i);
+}
+
+static void
+rb_set(const struct qcow2_state *s, uint8_t *blk, uint64_t i, uint64_t v)
+{
+    rc_set(s->refcount_bits, blk, i, v);
 }
 
 /* The refcount block for table index @bi, or NULL (via *out) if none. */
@@ -685,4 +694,273 @@ qcow2_refcount_flush(struct vimg_image *img, struct vimg_error **errp)
         s->rb_unsynced = false;
     }
     return 0;
+}
+
+/* ---- changing the refcount width (amend -o refcount_bits=N) ---- */
+
+/*
+ * The cluster indices of the old refcount structures (table clusters and
+ * blocks), sorted, walked in step with an increasing cluster index.
+ */
+struct old_set {
+    uint64_t *v;
+    size_t n, pos;
+};
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static bool
+old_set_has(struct old_set *o, uint64_t ci)
+{
+    while (o->pos < o->n && o->v[o->pos] < ci) {
+        o->pos++;
+    }
+    return o->pos < o->n && o->v[o->pos] == ci;
+}
+
+/*
+ * The refcount of cluster *@ci as it will be once the header points to the
+ * new structures: the old count, 0 for the old structures themselves.
+ * Where no old block exists, *@ci moves to the last cluster it would
+ * cover (all 0), so the caller's loop continues after it.
+ */
+static int
+future_refcount(struct vimg_image *img, struct old_set *o, uint64_t *ci,
+                uint64_t *out, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    int r;
+
+    if (s->rt[*ci / s->rb_entries] == 0) {
+        *ci += s->rb_entries - 1 - *ci % s->rb_entries;
+        *out = 0;
+        return 0;
+    }
+    r = peek_refcount(img, *ci, out, errp);
+    if (r == 0 && old_set_has(o, *ci)) {
+        *out = 0;
+    }
+    return r;
+}
+
+/* Whether new block @i (of @nrbe entries) has counts: old ones (@used,
+ * @nblk flags) or part of the new area [@last, @area_end). */
+static bool
+new_block_needed(const bool *used, uint64_t nblk, uint64_t i, uint64_t nrbe,
+                 uint64_t last, uint64_t area_end)
+{
+    return (i < nblk && used[i]) ||
+           (i * nrbe < area_end && (i + 1) * nrbe > last);
+}
+
+int
+qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
+                            struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint32_t bits = 1u << order, cb = s->cluster_bits;
+    uint64_t cs = s->cluster_size, nrbe = cs * 8 / bits;
+    uint64_t new_max = bits == 64 ? UINT64_MAX : (1ULL << bits) - 1;
+    uint64_t last, ci, i, k, nb = 0, tcl = 0, entries, nblk, prev_nb, prev_tcl;
+    uint64_t area_end, tab_off, *nrt = NULL;
+    struct old_set o = { 0 };
+    bool *used = NULL;
+    uint8_t *buf = NULL, hdr[52];
+    int64_t old_fsize;
+    bool written = false;
+    int r;
+
+    if (bits == s->refcount_bits) {
+        return 0;
+    }
+    r = qcow2_metadata_flush(img, errp);
+    if (r == 0) {
+        r = qcow2_last_cluster(img, &last, errp);
+    }
+    if (r < 0) {
+        return r;
+    }
+    old_fsize = file_size(img->fd);
+    if (old_fsize < 0) {
+        return vimg_error_set(errp, (int)old_fsize, "Could not get the size "
+                              "of '%s': %s", img->filename,
+                              strerror((int)-old_fsize));
+    }
+    o.v = malloc((s->rt_entries + s->hdr.refcount_table_clusters + 1) *
+                 sizeof(uint64_t));
+    /* One flag per new block index up to the end of the used area; the
+     * new structures may need at most as many again (see below). */
+    nblk = DIV_ROUND_UP(last, nrbe) + 1;
+    used = calloc(nblk, sizeof(bool));
+    if (!o.v || !used) {
+        r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+        goto out;
+    }
+    for (i = 0; i < s->rt_entries; i++) {
+        if (s->rt[i]) {
+            o.v[o.n++] = s->rt[i] >> cb;
+        }
+    }
+    for (i = 0; i < s->hdr.refcount_table_clusters; i++) {
+        o.v[o.n++] = (s->hdr.refcount_table_offset >> cb) + i;
+    }
+    qsort(o.v, o.n, sizeof(uint64_t), cmp_u64);
+
+    /* Pass 1: every count must fit the new width (qemu's message, for the
+     * first cluster that does not); which new blocks have counts. */
+    for (ci = 0; ci < last; ci++) {
+        uint64_t rc;
+
+        r = future_refcount(img, &o, &ci, &rc, errp);
+        if (r < 0) {
+            goto out;
+        }
+        if (rc > new_max) {
+            r = vimg_error_set(errp, -EINVAL, "Cannot decrease refcount "
+                               "entry width to %u bits: Cluster at offset "
+                               "%#" PRIx64 " has a refcount of %" PRIu64,
+                               bits, ci << cb, rc);
+            goto out;
+        }
+        if (rc) {
+            used[ci / nrbe] = true;
+        }
+    }
+
+    /*
+     * The new blocks and table go at cluster @last, where nothing is in
+     * use: until the header points to them they are invisible, and they
+     * already count themselves and no longer count the old structures
+     * (free from the moment of the switch).  A fixed point: the area's
+     * own clusters may need blocks, and the table covers them all.
+     */
+    do {
+        uint64_t nentries;
+
+        prev_nb = nb;
+        prev_tcl = tcl;
+        area_end = last + nb + tcl;
+        nentries = DIV_ROUND_UP(area_end ? area_end : 1, nrbe);
+        nb = 0;
+        for (i = 0; i < nentries; i++) {
+            nb += new_block_needed(used, nblk, i, nrbe, last, area_end);
+        }
+        tcl = DIV_ROUND_UP(nentries * 8, cs);
+    } while (nb != prev_nb || tcl != prev_tcl);
+    if (tcl * cs > QCOW2_MAX_REFTABLE_BYTES) {
+        r = vimg_error_set(errp, -EFBIG, "Refcount table too large");
+        goto out;
+    }
+    entries = tcl * cs / 8;
+    nrt = calloc(entries, sizeof(uint64_t));
+    buf = malloc(MAX(cs, tcl * cs));
+    if (!nrt || !buf) {
+        r = vimg_error_set(errp, -ENOMEM, "Out of memory");
+        goto out;
+    }
+
+    /* Pass 2: the blocks, in table order, then the table; then sync. */
+    o.pos = 0;
+    for (i = 0, k = 0; i * nrbe < area_end; i++) {
+        uint64_t base = i * nrbe, end = MIN(base + nrbe, last);
+
+        if (!new_block_needed(used, nblk, i, nrbe, last, area_end)) {
+            continue;
+        }
+        memset(buf, 0, cs);
+        for (ci = base; ci < end; ci++) {
+            uint64_t rc;
+
+            r = future_refcount(img, &o, &ci, &rc, errp);
+            if (r < 0) {
+                goto out;
+            }
+            if (rc) {
+                rc_set(bits, buf, ci - base, rc);
+            }
+        }
+        for (ci = MAX(base, last); ci < MIN(base + nrbe, area_end); ci++) {
+            rc_set(bits, buf, ci - base, 1);
+        }
+        nrt[i] = (last + k++) << cb;
+        written = true;
+        r = full_pwrite(img->fd, buf, cs, nrt[i]);
+        if (r < 0) {
+            goto io_fail;
+        }
+    }
+    tab_off = (last + nb) << cb;
+    memset(buf, 0, tcl * cs);
+    for (i = 0; i < entries; i++) {
+        st_be64(buf + i * 8, nrt[i]);
+    }
+    r = full_pwrite(img->fd, buf, tcl * cs, tab_off);
+    if (r < 0) {
+        goto io_fail;
+    }
+    r = qcow2_sync(img, errp);
+    if (r < 0) {
+        goto out;
+    }
+
+    /* The switch: table offset, table clusters and refcount order in one
+     * write of the header, then sync. */
+    r = full_pread_zero(img->fd, hdr, sizeof(hdr), 48);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not read the qcow2 header: %s",
+                           strerror(-r));
+        goto out;
+    }
+    st_be64(hdr, tab_off);
+    st_be32(hdr + 8, (uint32_t)tcl);
+    st_be32(hdr + 48, order);
+    r = full_pwrite(img->fd, hdr, sizeof(hdr), 48);
+    if (r < 0) {
+        r = vimg_error_set(errp, r, "Could not update the qcow2 header: %s",
+                           strerror(-r));
+        goto out;
+    }
+    written = false;            /* from here on the new structures count */
+    r = qcow2_sync(img, errp);
+
+    /* The state follows the file whatever the sync said. */
+    for (i = 0; i < QCOW2_RB_CACHE_SIZE; i++) {
+        s->rb_cache[i].offset = 0;
+        s->rb_cache[i].dirty = false;
+    }
+    free(s->rt);
+    s->rt = nrt;
+    nrt = NULL;
+    s->rt_entries = entries;
+    s->rt_dirty = false;
+    s->rb_unsynced = false;
+    s->hdr.refcount_table_offset = tab_off;
+    s->hdr.refcount_table_clusters = (uint32_t)tcl;
+    s->hdr.refcount_order = order;
+    s->refcount_bits = bits;
+    s->rb_entries = (uint32_t)nrbe;
+    s->refcount_max = new_max;
+    s->free_hint = 0;
+    s->cbyte_next = 0;
+    goto out;
+
+io_fail:
+    r = vimg_error_set(errp, r, "Could not write the new refcount "
+                       "structures: %s", strerror(-r));
+out:
+    if (r < 0 && written) {
+        /* Nothing refers to what was written: the old size again. */
+        (void)file_truncate(img->fd, (uint64_t)old_fsize);
+    }
+    free(o.v);
+    free(used);
+    free(nrt);
+    free(buf);
+    return r;
 }

@@ -1116,8 +1116,8 @@ qcow2_shrink(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
 }
 
 static int
-qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
-               struct vimg_error **errp)
+truncate_tables(struct vimg_image *img, uint64_t size, bool shrink,
+                struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
     uint64_t need = qcow2_l1_entries_for(s->cluster_bits, s->l2_bits, size);
@@ -1127,10 +1127,6 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
     if (size % 512) {
         return vimg_error_set(errp, -EINVAL,
                               "The new size must be a multiple of 512");
-    }
-    if (s->bitmaps && size != s->hdr.size) {
-        return vimg_error_set(errp, -ENOTSUP, "vimg cannot resize an image "
-                              "with persistent bitmaps (qemu-img can)");
     }
     if (size < s->hdr.size) {
         return shrink ? qcow2_shrink(img, size, errp)
@@ -1220,6 +1216,24 @@ qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
         r = qcow2_preallocate(img, QCOW2_PREALLOC_METADATA, errp);
     }
     return r;
+}
+
+/* The truncate op: the tables, then the persistent bitmaps (qcow2-bitmap.c). */
+static int
+qcow2_truncate(struct vimg_image *img, uint64_t size, bool shrink,
+               struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t old = s->hdr.size;
+    int r = 0;
+
+    if (s->bitmaps && size != old && size % 512 == 0) {
+        r = qcow2_bitmaps_resize_check(img, errp);
+    }
+    if (r == 0) {
+        r = truncate_tables(img, size, shrink, errp);
+    }
+    return r < 0 ? r : qcow2_bitmaps_resize(img, old, errp);
 }
 
 /* ---- info ------------------------------------------------------------------ */

@@ -270,6 +270,15 @@ int qcow2_alloc_clusters(struct vimg_image *img, uint64_t n, uint64_t *out,
                          struct vimg_error **errp);
 /** qcow2_refcount_flush - write dirty refcount blocks and table, then sync. */
 int qcow2_refcount_flush(struct vimg_image *img, struct vimg_error **errp);
+/**
+ * qcow2_change_refcount_order - rewrite the refcount table and blocks with
+ * 2^@order-bit entries (amend -o refcount_bits).  The new structures are
+ * written past the last used cluster and synced, then one header write
+ * switches to them; the old ones are free from then on.  A count that does
+ * not fit the new width is refused (qemu's message) before any write.
+ */
+int qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
+                                struct vimg_error **errp);
 
 /* ---- qcow2-cluster.c ---- */
 
@@ -712,6 +721,19 @@ void qcow2_bitmaps_note(struct vimg_image *img, uint64_t off, uint64_t len);
 int qcow2_bitmaps_flush(struct vimg_image *img, struct vimg_error **errp);
 /** qcow2_bitmaps_close - clear the in-use flags if all was stored; free. */
 void qcow2_bitmaps_close(struct vimg_image *img);
+/**
+ * qcow2_bitmaps_resize_check - before a resize: qemu's error for a bitmap
+ * that was inconsistent (in use) at open, else store the noted bits.
+ */
+int qcow2_bitmaps_resize_check(struct vimg_image *img,
+                               struct vimg_error **errp);
+/**
+ * qcow2_bitmaps_resize - after the image went from @old_size to img->size:
+ * every bitmap gets the table size of the new size (bits past the smaller
+ * size cleared, data past the new end freed), as qemu stores them.
+ */
+int qcow2_bitmaps_resize(struct vimg_image *img, uint64_t old_size,
+                         struct vimg_error **errp);
 
 extern const struct vimg_format_ops vimg_format_qcow2;
 

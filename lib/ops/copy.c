@@ -11,6 +11,13 @@
  * all-zero granules inside data are treated like zero runs, so a raw copy
  * of a raw image stays sparse.
  *
+ * When the target gets a backing file (convert -B, or -o backing_file),
+ * qemu-img's rules apply: a range the source takes from its own backing
+ * file (unallocated in its top layer, where the run starts inside that
+ * backing file; the run then extends over the following unallocated
+ * ranges) is not copied, and a zero run past the end of the target's
+ * backing file is not written either (it reads as zeroes anyway).
+ *
  * Reading and writing overlap: a reader thread owns the source handle and
  * fills a small ring of buffers, the calling thread owns the target handle
  * and writes them in order.  With encryption on either side this keeps
@@ -41,11 +48,14 @@ struct copy_item {
     uint64_t off;
     uint64_t len;
     bool zero;                  /* source reads as zeroes here, no data */
+    bool skip;                  /* left to the target's backing file */
 };
 
 struct copy_job {
     struct vimg_image *src, *dst;
     uint64_t total, buf_size;
+    uint64_t src_bsize;         /* -B: the source's backing size, else 0 */
+    uint64_t dst_bsize;         /* -B: the target's backing size, else max */
     uint8_t *bufs[COPY_SLOTS];
     struct copy_item items[COPY_SLOTS];
 
@@ -110,8 +120,38 @@ reader_main(void *opaque)
         }
         it->off = off;
         it->zero = st & VIMG_BLOCK_ZERO;
+        it->skip = false;
         it->len = MIN(pnum, it->zero ? COPY_MAX_ZERO_RUN : j->buf_size);
-        if (!it->zero) {
+        if ((st & VIMG_BLOCK_UNALLOCATED) && off < j->src_bsize) {
+            /* From the source's backing file: the target's provides it. */
+            uint64_t end = known_end;
+
+            while (end < j->total) {
+                r = vimg_image_block_status(j->src, end, j->total - end,
+                                            &pnum, &st, NULL, NULL);
+                if (r < 0) {
+                    j->reader_bs_failed = true;
+                    j->reader_fail_off = end;
+                    break;
+                }
+                known_end = end + pnum;
+                known_st = st;
+                if (!(st & VIMG_BLOCK_UNALLOCATED)) {
+                    break;
+                }
+                end = known_end;
+            }
+            if (r < 0) {
+                break;
+            }
+            it->skip = true;
+            it->len = end - off;
+        } else if (it->zero && off >= j->dst_bsize) {
+            it->skip = true;    /* past the target's backing file */
+        } else if (it->zero && off + it->len > j->dst_bsize) {
+            it->len = j->dst_bsize - off;
+        }
+        if (!it->zero && !it->skip) {
             r = vimg_image_pread(j->src, j->bufs[tail], (size_t)it->len, off,
                                  NULL);
             if (r < 0) {
@@ -251,6 +291,14 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
     j.src = src;
     j.dst = dst;
     j.total = vimg_image_size(src);
+    j.dst_bsize = UINT64_MAX;
+    if (p->target_has_backing) {
+        struct vimg_image *sb = vimg_image_backing(src);
+        struct vimg_image *db = vimg_image_backing(dst);
+
+        j.src_bsize = sb ? vimg_image_size(sb) : 0;
+        j.dst_bsize = db ? vimg_image_size(db) : UINT64_MAX;
+    }
     if (vimg_image_size(dst) < j.total) {
         return vimg_error_set(errp, -EINVAL,
                               "Target image (%" PRIu64 " bytes) is smaller "
@@ -301,7 +349,9 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
         pthread_mutex_unlock(&j.lock);
 
         it = &j.items[slot];
-        if (it->zero) {
+        if (it->skip) {
+            r = 0;
+        } else if (it->zero) {
             r = write_zero_run(&j, p, it->off, it->len, NULL);
         } else {
             r = write_data(&j, p, j.bufs[slot], it->off, it->len, NULL);
