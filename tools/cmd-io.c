@@ -27,7 +27,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 /* qemu's largest single request (2 GiB - 512). */
@@ -917,35 +917,23 @@ run_io(int argc, char **argv)
         {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_io};
     struct cli_image spec = {0};
     struct io_ctx ctx = {0};
-    const char *fmt = NULL;
-    char **objects = NULL, **cmds = NULL;
-    size_t n_objects = 0, n_cmds = 0, i;
-    bool image_opts = false, readonly = false;
+    char **cmds = NULL;
+    size_t n_cmds = 0, i;
+    bool readonly = false;
     int c, rc = 1;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hc:d:f:rsnCmki:t:T:U", longopts,
                             NULL)) != -1) {
-        char ***list = NULL;
-        size_t *count = NULL;
-
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_io);
-            rc = 0;
-            goto out;
         case 'c':
-            list = &cmds;
-            count = &n_cmds;
-            break;
-        case OPT_OBJECT:
-            list = &objects;
-            count = &n_objects;
-            break;
-        case 'f':
-            fmt = optarg;
+            /* The same list as --object's: in order, argv not copied. */
+            if (cli_collect_object(&cmds, &n_cmds, optarg) < 0) {
+                goto out;
+            }
             break;
         case 'r':
             readonly = true;
@@ -961,41 +949,15 @@ run_io(int argc, char **argv)
         case 'd':
         case 't':
         case 'T':
-        case 'U':
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
             break;
         default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
-        }
-        if (list) {
-            char **p = realloc(*list, (*count + 1) * sizeof(**list));
-
-            if (!p) {
-                cli_error("%s", strerror(ENOMEM));
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            *list = p;
-            p[(*count)++] = optarg;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
+    if (cli_expect_one_image(argc) < 0 || cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_parse(&ia, argv[optind], &spec) < 0) {
         goto out;
     }
     {
@@ -1036,7 +998,7 @@ out:
     fflush(stdout);
     vimg_image_close(ctx.img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     free(cmds);
     return rc;
 }
