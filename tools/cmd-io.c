@@ -260,6 +260,21 @@ hexdump(const uint8_t *p, uint64_t offset, size_t len)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/*
+ * What follows "read failed: " and the like: qemu-io's errno text, but the
+ * library's message when vimg refuses the request (an unfinished
+ * re-encryption, a handle outdated by one): there the errno text
+ * ("Device or resource busy") does not say why.
+ */
+static const char *
+fail_reason(int r, const struct vimg_error *err)
+{
+    if (err && (r == -EBUSY || r == -ESTALE)) {
+        return vimg_error_message(err);
+    }
+    return strerror(-r);
+}
+
 static int
 do_read(struct io_ctx *ctx, int argc, char **argv)
 {
@@ -345,7 +360,7 @@ do_read(struct io_ctx *ctx, int argc, char **argv)
     r = vimg_image_pread(ctx->img, buf, count, offset, &err);
     t1 = now();
     if (r < 0) {
-        printf("read failed: %s\n", strerror(-r));
+        printf("read failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         free(buf);
         return -1;
@@ -512,7 +527,7 @@ do_write(struct io_ctx *ctx, int argc, char **argv)
     t1 = now();
     free(buf);
     if (r < 0) {
-        printf("write failed: %s\n", strerror(-r));
+        printf("write failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         return -1;
     }
@@ -567,7 +582,7 @@ do_discard(struct io_ctx *ctx, int argc, char **argv)
     r = vimg_image_discard(ctx->img, offset, count, &err);
     t1 = now();
     if (r < 0) {
-        printf("discard failed: %s\n", strerror(-r));
+        printf("discard failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         return -1;
     }
