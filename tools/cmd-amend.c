@@ -155,9 +155,7 @@ static int
 run_amend(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
@@ -180,7 +178,6 @@ run_amend(int argc, char **argv)
                 goto out;
             }
             if (cli_append_opts(&options, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;
@@ -242,10 +239,7 @@ run_amend(int argc, char **argv)
         cli_error_vimg(err, r, NULL);
         goto out;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     progress_finish(&prog, false);

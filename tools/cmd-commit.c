@@ -198,9 +198,7 @@ static int
 run_commit(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct cli_image_args ia = {.cmd = &cmd_commit};
@@ -292,10 +290,7 @@ run_commit(int argc, char **argv)
     if (do_commit(top, base_ro, base, &prog) < 0) {
         goto out;
     }
-    r = vimg_image_close(base, &err);
-    base = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&base) < 0) {
         goto out;
     }
     if (!keep) {
@@ -305,10 +300,7 @@ run_commit(int argc, char **argv)
             goto out;
         }
     }
-    r = vimg_image_close(top, &err);
-    top = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&top) < 0) {
         goto out;
     }
     if (progress && !quiet) {

@@ -159,7 +159,6 @@ run_create(int argc, char **argv)
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;

@@ -914,7 +914,7 @@ static int
 run_io(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"cmd", required_argument, NULL, 'c'},
         {"format", required_argument, NULL, 'f'},
         {"read-only", no_argument, NULL, 'r'},
@@ -928,8 +928,6 @@ run_io(int argc, char **argv)
         {"cache", required_argument, NULL, 't'},
         {"trace", required_argument, NULL, 'T'},
         {"force-share", no_argument, NULL, 'U'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {NULL, 0, NULL, 0},
     };
     struct cli_image_args ia = {.cmd = &cmd_io};
@@ -998,15 +996,8 @@ run_io(int argc, char **argv)
         run_line(&ctx, cmds[i]);
     }
     rc = ctx.failed ? 1 : 0;
-    {
-        struct vimg_error *err = NULL;
-        int r = vimg_image_close(ctx.img, &err);
-
-        ctx.img = NULL;
-        if (r < 0) {
-            cli_error_vimg(err, r, NULL);
-            rc = 1;
-        }
+    if (cli_image_close(&ctx.img) < 0) {
+        rc = 1;
     }
 
 out:

@@ -146,11 +146,9 @@ static int
 run_measure(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, OPT_OUTPUT},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"size", required_argument, NULL, OPT_SIZE},
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
@@ -175,7 +173,6 @@ run_measure(int argc, char **argv)
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;

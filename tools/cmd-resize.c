@@ -112,10 +112,8 @@ static int
 run_resize(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"preallocation", required_argument, NULL, OPT_PREALLOCATION},
         {"shrink", no_argument, NULL, OPT_SHRINK},
         {NULL, 0, NULL, 0},
@@ -267,10 +265,7 @@ run_resize(int argc, char **argv)
             goto out;
         }
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     if (!ia.quiet) {

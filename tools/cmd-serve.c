@@ -315,9 +315,7 @@ static int
 serve_run(int argc, char **argv)
 {
     static const struct option long_opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"read-only", no_argument, NULL, 'r'},
         {"export-name", required_argument, NULL, 'e'},

@@ -90,6 +90,20 @@ cli_image_args_open(const struct cli_image_args *a, const char *arg,
     return 0;
 }
 
+int
+cli_image_close(struct vimg_image **img)
+{
+    struct vimg_error *err = NULL;
+    int r = vimg_image_close(*img, &err);
+
+    *img = NULL;
+    if (r < 0) {
+        cli_error_vimg(err, r, NULL);
+        return -1;
+    }
+    return 0;
+}
+
 void
 cli_image_args_clear(struct cli_image_args *a)
 {

@@ -10,10 +10,21 @@
 #ifndef VIMG_TOOLS_OPEN_IMAGE_H
 #define VIMG_TOOLS_OPEN_IMAGE_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "options.h"
+
+/*
+ * The getopt_long() table entries of the long options that every image
+ * command takes and cli_image_args_option() handles (-f, -U and -q are in
+ * the commands' own tables where they exist).
+ */
+#define CLI_IMAGE_LONGOPTS                                                    \
+    {"help", no_argument, NULL, 'h'},                                         \
+    {"object", required_argument, NULL, OPT_OBJECT},                          \
+    {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS}
 
 /**
  * struct cli_image_args - the shared options of an image command.
@@ -82,6 +93,13 @@ int cli_image_args_parse(const struct cli_image_args *a, const char *arg,
 int cli_image_args_open(const struct cli_image_args *a, const char *arg,
                         unsigned flags, struct cli_image *spec,
                         struct vimg_image **img);
+
+/**
+ * cli_image_close - close *@img (which becomes NULL), printing the library's
+ * message if that fails (the last writes and the flush happen there).
+ * Return: 0, or -1 after the message.
+ */
+int cli_image_close(struct vimg_image **img);
 
 /** cli_image_args_clear - free what the option parsing collected. */
 void cli_image_args_clear(struct cli_image_args *a);
