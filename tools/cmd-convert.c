@@ -224,9 +224,7 @@ static int
 run_convert(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS},
         {"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
         {"force-share", no_argument, NULL, 'U'},
@@ -260,7 +258,6 @@ run_convert(int argc, char **argv)
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;

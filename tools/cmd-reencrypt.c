@@ -99,7 +99,6 @@ run_reencrypt(int argc, char **argv)
         switch (c) {
         case 'o':
             if (cli_append_opts(&options, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;
@@ -163,10 +162,7 @@ run_reencrypt(int argc, char **argv)
         cli_error_vimg(err, r, NULL);
         goto out;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     progress_finish(&prog, false);
