@@ -106,7 +106,7 @@ print_json(const struct vimg_check_result *r, const char *filename,
            const char *format)
 {
     struct json_object *o = json_object_new_object();
-    char *s;
+    int ret;
 
     if (!o) {
         return -ENOMEM;
@@ -123,14 +123,9 @@ print_json(const struct vimg_check_result *r, const char *filename,
     add_int(o, "allocated-clusters", r->allocated_clusters, false);
     add_int(o, "fragmented-clusters", r->fragmented_clusters, false);
     add_int(o, "compressed-clusters", r->compressed_clusters, false);
-    s = qjson_to_string(o, true);
+    ret = qjson_print(o);
     json_object_put(o);
-    if (!s) {
-        return -ENOMEM;
-    }
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return ret;
 }
 
 static int

@@ -112,15 +112,10 @@ run_info(int argc, char **argv)
     }
 
     if (json) {
-        char *s;
-
-        s = qjson_to_string(info, true);
-        if (!s) {
+        if (qjson_print(info) < 0) {
             cli_error("%s", strerror(ENOMEM));
             goto out;
         }
-        printf("%s\n", s);
-        free(s);
     } else if (chain) {
         size_t k, nl = json_object_array_length(info);
 

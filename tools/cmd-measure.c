@@ -117,7 +117,7 @@ static int
 print_result(bool json, uint64_t required, uint64_t full)
 {
     struct json_object *obj;
-    char *s;
+    int r;
 
     if (!json) {
         printf("required size: %" PRIu64 "\n", required);
@@ -132,14 +132,9 @@ print_result(bool json, uint64_t required, uint64_t full)
                            json_object_new_int64((int64_t)required));
     json_object_object_add(obj, "fully-allocated",
                            json_object_new_int64((int64_t)full));
-    s = qjson_to_string(obj, true);
+    r = qjson_print(obj);
     json_object_put(obj);
-    if (!s) {
-        return -ENOMEM;
-    }
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return r;
 }
 
 static int
