@@ -188,6 +188,27 @@ usage_line(const struct io_cmd *c)
            c->args ? " " : "", c->oneline);
 }
 
+/*
+ * The OFFSET and LENGTH operands of a request (argv[optind] and the next),
+ * and qemu-io's limit on the length (@limit_how: "" or " without -n", or
+ * NULL for no limit).  Return 0 or -1 after the message.
+ */
+static int
+parse_request(char **argv, const char *limit_how, uint64_t *offset,
+              uint64_t *count)
+{
+    if (cvtnum(argv[optind], offset) < 0 ||
+        cvtnum(argv[optind + 1], count) < 0) {
+        return -1;
+    }
+    if (limit_how && *count > IO_MAX_REQUEST) {
+        printf("length cannot exceed %llu%s, given %s\n", IO_MAX_REQUEST,
+               limit_how, argv[optind + 1]);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 usage_fail(const char *name)
 {
@@ -328,13 +349,7 @@ do_read(struct io_ctx *ctx, int argc, char **argv)
     if (optind != argc - 2) {
         return usage_fail("read");
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %llu, given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
+    if (parse_request(argv, "", &offset, &count) < 0) {
         return -1;
     }
     if (!pflag && (lflag || sflag)) {
@@ -483,13 +498,8 @@ do_write(struct io_ctx *ctx, int argc, char **argv)
                "time\n");
         return -1;
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST && !nofallback) {
-        printf("length cannot exceed %llu without -n, given %s\n",
-               IO_MAX_REQUEST, argv[optind + 1]);
+    if (parse_request(argv, nofallback ? NULL : " without -n", &offset,
+                      &count) < 0) {
         return -1;
     }
     if (need_writable(ctx) < 0) {
@@ -562,13 +572,7 @@ do_discard(struct io_ctx *ctx, int argc, char **argv)
     if (optind != argc - 2) {
         return usage_fail("discard");
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %llu, given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
+    if (parse_request(argv, "", &offset, &count) < 0) {
         return -1;
     }
     if (need_writable(ctx) < 0) {
