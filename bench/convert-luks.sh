@@ -16,6 +16,7 @@
 
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 VIMG=${1:-${VIMG:-$top/build/tools/vimg}}
 SIZE_MIB=${SIZE_MIB:-1024}
 REPS=${REPS:-3}
@@ -25,33 +26,18 @@ command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
 [ -x "$VIMG" ] || command -v "$VIMG" >/dev/null ||
     { echo "vimg not found: $VIMG (build it or pass its path)" >&2; exit 1; }
 
-dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vimg-bench.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-printf 'bench-password' >pw
-SECRET=secret,id=s0,file=$dir/pw
+bench_scratch vimg-bench
 bytes=$((SIZE_MIB * 1048576))
 
 echo "generating $SIZE_MIB MiB of random data..."
 head -c "$bytes" /dev/urandom >in.raw
 
-now() { date +%s.%N; }
-
-# create_luks TOOL FILE: an empty luks image of the right size (retrying
-# qemu-img's flaky "Unable to get accurate CPU usage").
+# create_luks TOOL FILE: an empty luks image of the right size.
 create_luks()
 {
-    local i
     rm -f "$2"
-    for i in $(seq 1 12); do
-        if "$1" create -q -f luks --object "$SECRET" -o "key-secret=s0,$opts" \
-               "$2" "$bytes" 2>err.txt; then
-            return 0
-        fi
-        grep -q 'Unable to get accurate CPU usage' err.txt || break
-    done
-    cat err.txt >&2
-    return 1
+    retry_calibration "$1" create -q -f luks --object "$SECRET" \
+        -o "key-secret=s0,$opts" "$2" "$bytes"
 }
 
 # measure TOOL: sets ENC_S and DEC_S (best seconds).

@@ -23,6 +23,7 @@
 
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 VIMG=${1:-${VIMG:-$top/build/tools/vimg}}
 SIZE=${SIZE:-2G}
 REPS=${REPS:-3}
@@ -36,32 +37,17 @@ command -v qemu-io >/dev/null || { echo "qemu-io not found" >&2; exit 1; }
 bytes=$(numfmt --from=iec "${SIZE%B}")
 [ $((bytes % 65536)) = 0 ] || { echo "SIZE must be a multiple of 64 KiB" >&2; exit 1; }
 
-dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vimg-bench.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-printf 'bench-password' >pw
-SECRET=secret,id=s0,file=$dir/pw
+bench_scratch vimg-bench
 
 echo "generating $SIZE of random data in $dir..."
 head -c "$bytes" /dev/urandom >in.raw
 
-now() { date +%s.%N; }
-
-# create TOOL FILE [OPTS]: an empty qcow2 image of the right size (retrying
-# qemu-img's flaky "Unable to get accurate CPU usage" with LUKS).
+# create TOOL FILE [OPTS]: an empty qcow2 image of the right size.
 create()
 {
-    local i
     rm -f "$2"
-    for i in $(seq 1 12); do
-        if "$1" create -q -f qcow2 --object "$SECRET" ${3:+-o "$3"} \
-               "$2" "$bytes" 2>err.txt; then
-            return 0
-        fi
-        grep -q 'Unable to get accurate CPU usage' err.txt || break
-    done
-    cat err.txt >&2
-    return 1
+    retry_calibration "$1" create -q -f qcow2 --object "$SECRET" \
+        ${3:+-o "$3"} "$2" "$bytes"
 }
 
 # timed FILE CMD...: run CMD, sync FILE, print the seconds taken.

@@ -16,6 +16,7 @@
 
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 VIMG=${1:-${VIMG:-$top/build/tools/vimg}}
 SIZE_MIB=${SIZE_MIB:-512}
 REPS=${REPS:-3}
@@ -23,13 +24,9 @@ REPS=${REPS:-3}
 command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
 [ -x "$VIMG" ] || { echo "vimg not found: $VIMG" >&2; exit 1; }
 
-dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vimg-bench.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-printf 'bench-password' >pw
-O=(--object "secret,id=s0,file=$dir/pw")
+bench_scratch vimg-bench
+O=(--object "$SECRET")
 bytes=$((SIZE_MIB * 1048576))
-now() { date +%s.%N; }
 
 echo "generating $SIZE_MIB MiB of random data..."
 head -c "$bytes" /dev/urandom >in.raw
@@ -45,8 +42,8 @@ for ((i = 0; i < REPS; i++)); do
     best_v=$(awk -v a="$t0" -v b="$t1" -v m="$best_v" 'BEGIN { d = b - a; print (d < m) ? d : m }')
 
     rm -f new.luks
-    until qemu-img create -q -f luks "${O[@]}" -o key-secret=s0,iter-time=10 \
-            new.luks "$bytes" 2>/dev/null; do :; done
+    retry_calibration qemu-img create -q -f luks "${O[@]}" \
+        -o key-secret=s0,iter-time=10 new.luks "$bytes"
     t0=$(now)
     qemu-img convert -n "${O[@]}" --image-opts \
         driver=luks,key-secret=s0,file.filename=src.luks \

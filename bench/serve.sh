@@ -21,6 +21,7 @@
 
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 VIMG=${1:-${VIMG:-$top/build/tools/vimg}}
 VIMG=$(cd "$(dirname "$VIMG")" && pwd)/$(basename "$VIMG")
 SIZE_MIB=${SIZE_MIB:-512}
@@ -31,29 +32,17 @@ for t in qemu-img qemu-nbd nbdkit nbdcopy fio jq; do
     command -v $t >/dev/null || { echo "$t not found" >&2; exit 1; }
 done
 
-dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vimg-serve-bench.XXXXXX")
+bench_scratch vimg-serve-bench
 SRV=
 trap '[ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$dir"' EXIT
-cd "$dir"
-printf 'bench-password' >pw
-SECRET=secret,id=s0,file=$dir/pw
 S=$dir/s.sock
 URI="nbd+unix:///?socket=$S"
 
 echo "generating $SIZE_MIB MiB of random data and the images..."
 head -c $((SIZE_MIB * 1048576)) /dev/urandom >in.raw
-retry() {
-    local i
-    for i in $(seq 1 12); do
-        "$@" 2>err.txt && return 0
-        grep -q 'Unable to get accurate CPU usage' err.txt || break
-    done
-    cat err.txt >&2
-    return 1
-}
-retry qemu-img convert -f raw -O luks --object "$SECRET" \
+retry_calibration qemu-img convert -f raw -O luks --object "$SECRET" \
     -o key-secret=s0,iter-time=10 in.raw l.luks
-retry qemu-img convert -f raw -O qcow2 --object "$SECRET" \
+retry_calibration qemu-img convert -f raw -O qcow2 --object "$SECRET" \
     -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 \
     in.raw ql.qcow2
 L_OPTS="driver=luks,key-secret=s0,file.filename=$dir/l.luks"
@@ -84,7 +73,6 @@ start() {   # start SERVER IMAGE
 }
 stop() { kill "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
 
-now() { date +%s.%N; }
 best=
 keep_best() { # keep_best MBS [CPU-US]
     if [ -z "$best" ] || [ "$(echo "$1 > $best" | bc)" = 1 ]; then best=$1; fi

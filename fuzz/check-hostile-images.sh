@@ -22,18 +22,9 @@
 # 77 if $VIMG is missing.
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/hostile-lib.sh"
 root=${1:-$here/../tests/images/hostile}
-VIMG=${VIMG:-$here/../build/tools/vimg}
-
-case $VIMG in
-    /*) ;;
-    */*) VIMG=$(pwd)/$VIMG ;;
-esac
-if ! command -v "$VIMG" >/dev/null 2>&1; then
-    echo "SKIP: vimg not found ($VIMG); set VIMG=path/to/vimg"
-    exit 77
-fi
+hostile_init
 for d in qcow2 qcow1; do
     if [ ! -r "$root/$d/EXPECTED" ]; then
         echo "ERROR: $root/$d/EXPECTED missing" >&2
@@ -44,11 +35,6 @@ have_qemu=0
 if command -v qemu-img >/dev/null 2>&1 && [ "$(basename "$VIMG")" != qemu-img ]; then
     have_qemu=1
 fi
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-pass=0
-failed=0
 
 # differ DIR FILE CMD: when running vimg, the row of DIR/VIMG-DIFFERENCES for
 # FILE and CMD, if any, replaces qemu's expectation (want_rc, want).
@@ -64,34 +50,13 @@ differ()
     done < "$1/VIMG-DIFFERENCES"
 }
 
-# check NAME RC MSG CMD...: run CMD in $work, judge status and output.
+# check NAME RC MSG CMD...: hostile_run with the VIMG-DIFFERENCES row of
+# the current file, if any.
 check()
 {
-    local name=$1 want_rc=$2 want=$3 rc why=""
-    shift 3
-    differ "$cur_dir" "$cur_file" "${name%% *}"
-    rm -f "$work/out.raw" "$work/output"
-    (cd "$work" && timeout -k 5 60 "$@" >"$work/output" 2>&1)
-    rc=$?
-    last_rc=$rc
-    if [ $rc -ge 124 ]; then
-        why="exit status $rc (signal, timeout or cannot run)"
-    elif grep -qE 'Sanitizer|runtime error:' "$work/output"; then
-        why="sanitizer report"
-    elif [ "$rc" != "$want_rc" ]; then
-        why="exit status $rc, expected $want_rc"
-    elif [ "$want" != - ] && ! grep -qF -- "$want" "$work/output"; then
-        why="output lacks '$want'"
-    fi
-    if [ -z "$why" ]; then
-        echo "ok - $name"
-        pass=$((pass + 1))
-        return 0
-    fi
-    echo "not ok - $name: $why"
-    sed 's/^/#   /' "$work/output" | head -10
-    failed=$((failed + 1))
-    return 1
+    local want_rc=$2 want=$3
+    differ "$cur_dir" "$cur_file" "${1%% *}"
+    hostile_run "$1" "$want_rc" "$want" "${@:4}"
 }
 
 run_dir()
@@ -104,8 +69,7 @@ run_dir()
         img=$dir/$file
         cur_dir=$dir cur_file=$file
         if [ ! -r "$img" ]; then
-            echo "not ok - $file: file missing"
-            failed=$((failed + 1))
+            fail "$file: file missing"
             continue
         fi
         before=$(sha256sum < "$img")
@@ -121,17 +85,14 @@ run_dir()
             mv "$work/out.raw" "$work/vimg.raw"
             qemu-img convert -f "$fmt" -O raw "$img" "$work/qemu.raw" 2>/dev/null
             if cmp -s "$work/vimg.raw" "$work/qemu.raw"; then
-                echo "ok - convert $file: same bytes as qemu-img"
-                pass=$((pass + 1))
+                ok "convert $file: same bytes as qemu-img"
             else
-                echo "not ok - convert $file: output differs from qemu-img's"
-                failed=$((failed + 1))
+                fail "convert $file: output differs from qemu-img's"
             fi
             rm -f "$work/vimg.raw" "$work/qemu.raw"
         fi
         if [ "$(sha256sum < "$img")" != "$before" ]; then
-            echo "not ok - $file: image was modified"
-            failed=$((failed + 1))
+            fail "$file: image was modified"
         fi
     done < "$dir/EXPECTED"
 }
@@ -139,5 +100,4 @@ run_dir()
 run_dir qcow2 "$root/qcow2"
 run_dir qcow "$root/qcow1"
 
-echo "$pass passed, $failed failed"
-[ $failed -eq 0 ]
+hostile_summary

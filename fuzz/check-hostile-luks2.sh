@@ -22,59 +22,16 @@
 # Exit status 0 if everything passed, 77 if vimg is missing.
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/hostile-lib.sh"
 dir=${1:-$here/../tests/images/hostile/luks2}
-VIMG=${VIMG:-$here/../build/tools/vimg}
-case $VIMG in
-    /*) ;;
-    */*) VIMG=$(pwd)/$VIMG ;;
-esac
-if ! command -v "$VIMG" >/dev/null 2>&1; then
-    echo "SKIP: vimg not found ($VIMG); set VIMG=path/to/vimg"
-    exit 77
-fi
+hostile_init
 have_cs=1
 if ! command -v cryptsetup >/dev/null 2>&1; then
     have_cs=0
     echo "# cryptsetup not installed: its verdicts are taken from EXPECTED"
 fi
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 printf pw > "$work/pw"
-pass=0
-failed=0
-
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-fail() { echo "not ok - $1"; failed=$((failed + 1)); }
-
-# run NAME RC MSG CMD...: run CMD in $work, judge status and output.
-run()
-{
-    local name=$1 want_rc=$2 want=$3 rc why=""
-    shift 3
-    rm -f "$work/out.raw"
-    (cd "$work" && timeout -k 5 60 "$@" >"$work/output" 2>&1)
-    rc=$?
-    if [ $rc -ge 124 ]; then
-        why="exit status $rc (signal, timeout or cannot run)"
-    elif grep -qE 'Sanitizer|runtime error:' "$work/output"; then
-        why="sanitizer report"
-    elif [ "$rc" != "$want_rc" ]; then
-        why="exit status $rc, expected $want_rc"
-    elif [ "$want" != - ] && ! grep -qF -- "$want" "$work/output"; then
-        why="output lacks '$want'"
-    elif [ "$rc" != 0 ] && [ -e "$work/out.raw" ]; then
-        why="out.raw left behind after a failure"
-    fi
-    if [ -z "$why" ]; then
-        ok "$name"
-        return 0
-    fi
-    fail "$name: $why"
-    sed 's/^/#   /' "$work/output" | head -5
-    return 1
-}
+HOSTILE_NO_OUT_RAW=1 HOSTILE_SHOW=5
 
 while IFS=$'\t' read -r file dump open irc imsg crc cmsg vrc vmsg; do
     case $file in
@@ -114,9 +71,9 @@ while IFS=$'\t' read -r file dump open irc imsg crc cmsg vrc vmsg; do
         fi
     fi
 
-    run "info $file" "$irc" "$imsg" "$VIMG" info -f luks img.luks
-    run "check $file" "$crc" "$cmsg" "$VIMG" check -f luks img.luks
-    if run "convert $file" "$vrc" "$vmsg" "$VIMG" convert \
+    hostile_run "info $file" "$irc" "$imsg" "$VIMG" info -f luks img.luks
+    hostile_run "check $file" "$crc" "$cmsg" "$VIMG" check -f luks img.luks
+    if hostile_run "convert $file" "$vrc" "$vmsg" "$VIMG" convert \
             --object "secret,id=s0,file=$work/pw" --image-opts \
             "driver=luks,key-secret=s0,file.filename=img.luks" -O raw out.raw &&
             [ "$vrc" = 0 ]; then
@@ -129,5 +86,4 @@ while IFS=$'\t' read -r file dump open irc imsg crc cmsg vrc vmsg; do
     [ "$(sha256sum < "$img")" = "$before" ] || fail "$file: image was modified"
 done < "$dir/EXPECTED"
 
-echo "$pass passed, $failed failed"
-[ $failed -eq 0 ]
+hostile_summary

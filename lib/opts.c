@@ -334,6 +334,18 @@ parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+/* qemu's messages for a number option @key=@v that did not parse (@r). */
+static int
+number_error(int r, const char *v, const char *key, struct vimg_error **errp)
+{
+    if (r == -ERANGE) {
+        return vimg_error_set(errp, r,
+                              "Value '%s' is too large for parameter '%s'",
+                              v, key);
+    }
+    return vimg_error_set(errp, r, "Parameter '%s' expects a number", key);
+}
+
 int
 opts_take_u64(struct vimg_opts *o, const char *key, uint64_t *out,
               struct vimg_error **errp)
@@ -345,15 +357,7 @@ opts_take_u64(struct vimg_opts *o, const char *key, uint64_t *out,
         return 0;
     }
     r = parse_u64(v, out);
-    if (r == -ERANGE) {
-        return vimg_error_set(errp, r,
-                              "Value '%s' is too large for parameter '%s'",
-                              v, key);
-    }
-    if (r < 0) {
-        return vimg_error_set(errp, r, "Parameter '%s' expects a number", key);
-    }
-    return 0;
+    return r < 0 ? number_error(r, v, key, errp) : 0;
 }
 
 int
@@ -367,15 +371,7 @@ opts_take_i64(struct vimg_opts *o, const char *key, int64_t *out,
         return 0;
     }
     r = parse_i64(v, out);
-    if (r == -ERANGE) {
-        return vimg_error_set(errp, r,
-                              "Value '%s' is too large for parameter '%s'",
-                              v, key);
-    }
-    if (r < 0) {
-        return vimg_error_set(errp, r, "Parameter '%s' expects a number", key);
-    }
-    return 0;
+    return r < 0 ? number_error(r, v, key, errp) : 0;
 }
 
 int

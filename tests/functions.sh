@@ -322,6 +322,24 @@ luks_combos()
     done
 }
 
+# run_combos FILE: run this test script with --one on each line of FILE, two
+# at a time (each child sources functions.sh again and so gets its own temp
+# dir), print the children's "ok" / "FAIL" / "skip" lines and fail unless
+# every line passed or was skipped.
+run_combos()
+{
+    local total passed failed skipped
+    xargs -P2 -L1 bash "$TEST_SCRIPT" --one <"$1" >results || true
+    cat results
+    total=$(wc -l <"$1")
+    passed=$(grep -c '^ok ' results || true)
+    failed=$(grep -c '^FAIL ' results || true)
+    skipped=$(grep -c '^skip ' results || true)
+    echo "$passed/$total combinations passed, $failed failed, $skipped skipped"
+    [ "$failed" = 0 ] || fail "$failed combination(s) failed"
+    assert_eq "$((passed + skipped))" "$total" "combinations with a result"
+}
+
 # combo_opts CIPHER MODE IVGEN IVHASH HASH: the luks -o options string.
 combo_opts()
 {

@@ -124,15 +124,5 @@ echo "combinations: $n (running $(wc -l <combos))"
 random_file input.raw 4
 export INPUT=$TEST_TMP/input.raw
 
-# Each child sources functions.sh again and so gets its own temp dir.
-xargs -P2 -L1 bash "$TEST_SCRIPT" --one <combos >results || true
-cat results
-
-total=$(wc -l <combos)
-passed=$(grep -c '^ok ' results || true)
-failed=$(grep -c '^FAIL ' results || true)
-skipped=$(grep -c '^skip ' results || true)
-echo "$passed/$total combinations passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ] || fail "$failed combination(s) failed"
-assert_eq "$((passed + skipped))" "$total" "combinations with a result"
+run_combos combos
 exit 0

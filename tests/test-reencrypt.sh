@@ -257,7 +257,7 @@ expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=p-
 expect_error 2 "Encryption of '$TEST_TMP/pu.qcow2' is unfinished" \
     "$VIMG" compare -f raw p-active.raw "$TEST_TMP/pu.qcow2"
 run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(qopts pu.qcow2)" -c "write -P 1 0 512"
-grep_last "write failed: Device or resource busy"
+grep_last "write failed: Re-encryption is unfinished; run 'vimg reencrypt' to complete it"
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 pu.qcow2
 same_data p-active.raw "$(qopts pu.qcow2)" "plain: resumed image differs"
 echo "ok plain qcow2, unfinished run: vimg reads correctly, refuses writes; resume completes"
@@ -379,9 +379,11 @@ assert_eq "$LAST_RC" 137 "failpoint crash"
 expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
     "$(lopts u.luks)"
 run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts u.luks)" -c "write -P 1 0 512"
-grep_last "write failed: Device or resource busy"
-expect_error 1 "Device or resource busy" "$VIMG" convert -n "${OBJS[@]}" \
-    -f raw data.raw --target-image-opts "$(lopts u.luks)"
+grep_last "write failed: Re-encryption of '"
+grep_last "u.luks' is unfinished; run 'vimg reencrypt' to complete it"
+expect_error 1 "error while writing at byte 0: Re-encryption of '" \
+    "$VIMG" convert -n "${OBJS[@]}" -f raw data.raw --target-image-opts "$(lopts u.luks)"
+grep_last "u.luks' is unfinished; run 'vimg reencrypt' to complete it" stderr
 expect_error 1 "is unfinished" "$VIMG" amend "${OBJS[@]}" \
     -o state=active,new-secret=s2,iter-count=1000 --image-opts "$(lopts u.luks)"
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 u.luks

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 static const char amend_help[] =
@@ -156,69 +156,47 @@ static int
 run_amend(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_amend};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_opts *opts = NULL;
     struct vimg_error *err = NULL;
     struct cli_progress prog;
-    const char *fmt = NULL;
     char *options = NULL;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, progress = false, force = false;
+    bool progress = false, force = false;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":ho:f:t:pq", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_amend);
-            rc = 0;
-            goto out;
         case 'o':
             if (!valid_option_list(optarg)) {
                 cli_error("Invalid option list: %s", optarg);
                 goto out;
             }
             if (cli_append_opts(&options, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
-            break;
-        case 'f':
-            fmt = optarg;
             break;
         case 't':
             break;              /* cache mode: no meaning for vimg */
         case 'p':
             progress = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
         case OPT_FORCE:
             force = true;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (quiet) {
+    if (ia.quiet) {
         progress = false;
     }
     if (!options) {
@@ -226,27 +204,19 @@ run_amend(int argc, char **argv)
         cli_try_help();
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
+    if (cli_image_args_objects(&ia) < 0) {
+        goto out;
     }
-    if (fmt && cli_is_help_option(options)) {
-        rc = print_amend_help(fmt);
+    if (ia.format && cli_is_help_option(options)) {
+        rc = print_amend_help(ia.format);
         goto out;
     }
     if (optind != argc - 1) {
         cli_error("Expecting one image file name");
         goto out;
     }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
-        goto out;
-    }
-    if (cli_image_open(&spec, VIMG_OPEN_RDWR, &img) < 0) {
+    if (cli_image_args_open(&ia, argv[optind], VIMG_OPEN_RDWR, &spec,
+                            &img) < 0) {
         goto out;
     }
     if (cli_is_help_option(options)) {
@@ -270,10 +240,7 @@ run_amend(int argc, char **argv)
         cli_error_vimg(err, r, NULL);
         goto out;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     progress_finish(&prog, false);
@@ -284,7 +251,7 @@ out:
     vimg_opts_free(opts);
     cli_image_clear(&spec);
     free(options);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

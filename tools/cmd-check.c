@@ -26,7 +26,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 static const char check_help[] =
@@ -106,7 +106,7 @@ print_json(const struct vimg_check_result *r, const char *filename,
            const char *format)
 {
     struct json_object *o = json_object_new_object();
-    char *s;
+    int ret;
 
     if (!o) {
         return -ENOMEM;
@@ -123,50 +123,35 @@ print_json(const struct vimg_check_result *r, const char *filename,
     add_int(o, "allocated-clusters", r->allocated_clusters, false);
     add_int(o, "fragmented-clusters", r->fragmented_clusters, false);
     add_int(o, "compressed-clusters", r->compressed_clusters, false);
-    s = qjson_to_string(o, true);
+    ret = qjson_print(o);
     json_object_put(o);
-    if (!s) {
-        return -ENOMEM;
-    }
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return ret;
 }
 
 static int
 run_check(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"repair", required_argument, NULL, 'r'},
         {"output", required_argument, NULL, OPT_OUTPUT},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_check};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
     struct vimg_check_result res;
-    const char *fmt = NULL, *output = "human";
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, json;
+    const char *output = "human";
+    bool quiet, json;
     unsigned fix = 0, flags;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_check);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 'r':
             if (strcmp(optarg, "leaks") == 0) {
                 fix = VIMG_CHECK_FIX_LEAKS;
@@ -180,54 +165,25 @@ run_check(int argc, char **argv)
             }
             break;
         case 'T':
-        case 'U':
-            break;
-        case 'q':
-            quiet = true;
             break;
         case OPT_OUTPUT:
             output = optarg;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    if (strcmp(output, "json") == 0) {
-        json = true;
-    } else if (strcmp(output, "human") == 0) {
-        json = false;
-    } else {
-        cli_error("--output must be used with human or json as argument.");
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
+    quiet = ia.quiet;
+    if (cli_expect_one_image(argc) < 0 ||
+        cli_parse_output(output, &json) < 0 ||
+        cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_parse(&ia, argv[optind], &spec) < 0) {
         goto out;
     }
     /* Metadata-only unless driver options (a key) were given. */
-    flags = (spec.opts ? 0 : VIMG_OPEN_NO_IO) | (fix ? VIMG_OPEN_RDWR : 0) |
+    flags = cli_metadata_flags(&spec) | (fix ? VIMG_OPEN_RDWR : 0) |
             VIMG_OPEN_CHECK;
     if (cli_image_open(&spec, flags, &img) < 0) {
         goto out;
@@ -293,7 +249,7 @@ out:
         }
     }
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

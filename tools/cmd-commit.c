@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 #define COMMIT_BUF (2u * 1024 * 1024)
@@ -43,22 +43,6 @@ static const char commit_help[] =
     "  -q                   quiet\n"
     "  -t CACHE, -r RATE    accepted for compatibility, ignored\n"
     "  -h, --help           show this help\n";
-
-/* "dir/img" + "base" -> "dir/base" (qemu's path_combine). */
-static char *
-combine(const char *image, const char *name)
-{
-    const char *slash = strrchr(image, '/');
-    char *out;
-
-    if (name[0] == '/' || !slash) {
-        return strdup(name);
-    }
-    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, name) < 0) {
-        return NULL;
-    }
-    return out;
-}
 
 static bool
 same_file(const char *a, const char *b)
@@ -214,20 +198,17 @@ static int
 run_commit(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_commit};
     struct cli_image spec = {0};
     struct cli_progress prog;
     struct vimg_image *top = NULL, *base_ro = NULL, *base = NULL, *cur;
     struct vimg_opts *bopts = NULL;
     struct vimg_error *err = NULL;
-    const char *fmt = NULL, *base_name = NULL, *above;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, keep = false, progress = false;
+    const char *base_name = NULL, *above;
+    bool quiet, keep = false, progress = false;
     unsigned depth = 0;
     int c, rc = 1, r;
 
@@ -235,13 +216,6 @@ run_commit(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:t:b:dr:pq", longopts, NULL)) !=
            -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_commit);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 't':
         case 'r':
             break;
@@ -255,40 +229,16 @@ run_commit(int argc, char **argv)
         case 'p':
             progress = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
-        goto out;
-    }
-    if (cli_image_open(&spec, keep ? 0 : VIMG_OPEN_RDWR, &top) < 0) {
+    quiet = ia.quiet;
+    if (cli_expect_one_image(argc) < 0 || cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_open(&ia, argv[optind], keep ? 0 : VIMG_OPEN_RDWR,
+                            &spec, &top) < 0) {
         goto out;
     }
 
@@ -303,7 +253,7 @@ run_commit(int argc, char **argv)
         if (!base_name) {
             break;
         }
-        rel = combine(above, base_name);
+        rel = cli_path_combine(above, base_name);
         match = same_file(base_name, vimg_image_filename(cur)) ||
                 (rel && same_file(rel, vimg_image_filename(cur)));
         free(rel);
@@ -340,10 +290,7 @@ run_commit(int argc, char **argv)
     if (do_commit(top, base_ro, base, &prog) < 0) {
         goto out;
     }
-    r = vimg_image_close(base, &err);
-    base = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&base) < 0) {
         goto out;
     }
     if (!keep) {
@@ -353,10 +300,7 @@ run_commit(int argc, char **argv)
             goto out;
         }
     }
-    r = vimg_image_close(top, &err);
-    top = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&top) < 0) {
         goto out;
     }
     if (progress && !quiet) {
@@ -372,7 +316,7 @@ out:
     vimg_image_close(top, NULL);
     vimg_opts_free(bopts);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

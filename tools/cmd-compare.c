@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 static const char compare_help[] =
@@ -36,20 +36,17 @@ static int
 run_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_compare};
     struct cli_image spec1 = {0}, spec2 = {0};
     struct vimg_image *a = NULL, *b = NULL;
     struct vimg_error *err = NULL;
     struct cli_progress prog = {0};
-    const char *fmt1 = NULL, *fmt2 = NULL;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, strict = false, progress = false;
+    const char *fmt2 = NULL;
+    bool quiet, strict = false, progress = false;
     uint64_t size1, size2, mismatch = 0;
     int c, rc = 2, r;
 
@@ -57,69 +54,38 @@ run_compare(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", longopts, NULL)) !=
            -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_compare);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt1 = optarg;
-            break;
         case 'F':
             fmt2 = optarg;
             break;
         case 'T':
-        case 'U':
             break;
         case 'p':
             progress = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
         case 's':
             strict = true;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
-                goto out;
-            }
-            break;
         default:
             /* Usage errors exit 1 even here, as in qemu-img. */
-            rc = cli_getopt_error(c, argv);
-            goto out;
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
+                goto out;
+            }
         }
     }
+    quiet = ia.quiet;
     if (argc - optind != 2) {
         cli_error("Expecting two image file names");
         cli_try_help();
         rc = 1;
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt1) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-
-    if (cli_image_parse(argv[optind], image_opts, fmt1, &spec1) < 0 ||
-        cli_image_open(&spec1, 0, &a) < 0) {
+    if (cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_open(&ia, argv[optind], 0, &spec1, &a) < 0) {
         goto out;
     }
     /* qemu opens the first image before it looks at the second's -F. */
-    if (image_opts && fmt2) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind + 1], image_opts, fmt2, &spec2) < 0 ||
-        cli_image_open(&spec2, 0, &b) < 0) {
+    ia.format = fmt2;
+    if (cli_image_args_open(&ia, argv[optind + 1], 0, &spec2, &b) < 0) {
         goto out;
     }
     size1 = vimg_image_size(a);
@@ -164,7 +130,7 @@ out:
     vimg_image_close(b, NULL);
     cli_image_clear(&spec1);
     cli_image_clear(&spec2);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 static const char convert_help[] =
@@ -227,27 +227,26 @@ static int
 run_convert(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS},
         {"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_convert};
     struct cli_image *srcs = NULL, target = {0};
     struct vimg_image **src_imgs = NULL, *dst = NULL;
     struct vimg_opts *copts = NULL, *open_opts = NULL;
     struct vimg_error *err = NULL;
     struct vimg_copy_params params = {0};
     struct cli_progress prog = {0};
-    const char *fmt = NULL, *out_fmt = NULL, *out_name;
+    const char *out_fmt = NULL, *out_name;
     const char *out_base = NULL, *out_base_fmt = NULL;
     const struct vimg_opt_desc *desc;
-    char *optstr = NULL, **objects = NULL;
-    size_t n_objects = 0, n_src = 0, i, n;
-    bool image_opts = false, tgt_image_opts = false, tgt_is_zero = false;
-    bool no_create = false, quiet = false, show_progress = false;
+    char *optstr = NULL;
+    size_t n_src = 0, i, n;
+    bool tgt_image_opts = false, tgt_is_zero = false;
+    bool no_create = false, quiet, show_progress = false;
     bool compress = false, created = false;
     struct snapshot_param snap = {0};
     uint64_t sparse = 4096, total = 0, base = 0;
@@ -257,19 +256,11 @@ run_convert(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:",
                             longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_convert);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 'O':
             out_fmt = optarg;
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;
@@ -281,9 +272,6 @@ run_convert(int argc, char **argv)
             break;
         case 'p':
             show_progress = true;
-            break;
-        case 'q':
-            quiet = true;
             break;
         case 'S': {
             uint64_t v;
@@ -323,18 +311,9 @@ run_convert(int argc, char **argv)
             break;
         case 'C':
         case 'W':
-        case 'U':
         case 't':
         case 'T':
         case 'r':
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
-                goto out;
-            }
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
             break;
         case OPT_TARGET_IMAGE_OPTS:
             tgt_image_opts = true;
@@ -343,17 +322,13 @@ run_convert(int argc, char **argv)
             tgt_is_zero = true;
             break;
         default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
+                goto out;
+            }
         }
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
+    quiet = ia.quiet;
+    if (cli_image_args_objects(&ia) < 0 || cli_image_args_check(&ia) < 0) {
         goto out;
     }
     if (tgt_image_opts && !no_create) {
@@ -403,8 +378,8 @@ run_convert(int argc, char **argv)
         goto out;
     }
     for (i = 0; i < n_src; i++) {
-        if (cli_image_parse(argv[optind + i], image_opts, fmt, &srcs[i]) < 0 ||
-            cli_image_open(&srcs[i], 0, &src_imgs[i]) < 0) {
+        if (cli_image_args_open(&ia, argv[optind + i], 0, &srcs[i],
+                                &src_imgs[i]) < 0) {
             goto out;
         }
         if (snap.given && n_src > 1) {
@@ -600,7 +575,7 @@ out:
     vimg_opts_free(copts);
     vimg_opts_free(open_opts);
     free(optstr);
-    free(objects);
+    cli_image_args_clear(&ia);
     free(snap.id);
     free(snap.name);
     return rc;

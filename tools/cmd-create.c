@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 
 static const char create_help[] =
     "Create a new disk image FILENAME of SIZE bytes.\n"
@@ -144,9 +144,9 @@ run_create(int argc, char **argv)
     const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL;
     const char *filename, *size_str = NULL, *osize;
     char *optstr = NULL, *prefix = NULL;
-    char **objects = NULL;
-    size_t n_objects = 0, i, n;
-    bool quiet = false, have_size = false, unsafe = false;
+    struct cli_image_args ia = {.cmd = &cmd_create};
+    size_t i, n;
+    bool quiet, have_size = false, unsafe = false;
     uint64_t size = 0;
     int c, rc = 1, r;
 
@@ -154,16 +154,11 @@ run_create(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":ho:qf:b:F:u", longopts, NULL)) !=
            -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_create);
-            rc = 0;
-            goto out;
         case 'f':
             fmt = optarg;
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;
@@ -176,23 +171,15 @@ run_create(int argc, char **argv)
         case 'u':
             unsafe = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
+    quiet = ia.quiet;
+    if (cli_image_args_objects(&ia) < 0) {
+        goto out;
     }
 
     if (optstr && cli_is_help_option(optstr)) {
@@ -368,7 +355,7 @@ out:
     vimg_opts_free(create_opts);
     free(optstr);
     free(prefix);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

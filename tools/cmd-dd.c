@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 
 static const char dd_help[] =
     "Copy from the image IN to a new image OUT, dd style.\n"
@@ -67,50 +67,32 @@ static int
 run_dd(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_dd};
     struct cli_image in_spec = {0}, out_spec = {0};
     struct vimg_image *in = NULL, *out = NULL;
     struct vimg_error *err = NULL;
-    const char *fmt = NULL, *out_fmt = "raw", *in_name = NULL;
+    const char *out_fmt = "raw", *in_name = NULL;
     const char *out_name = NULL;
-    char **objects = NULL;
     unsigned char *buf = NULL;
-    size_t n_objects = 0, i, chunk;
-    bool image_opts = false, have_count = false;
+    size_t chunk;
+    bool have_count = false;
     uint64_t bs = 512, count = 0, skip = 0, size, offset, pos;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_dd);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 'O':
             out_fmt = optarg;
             break;
-        case 'U':
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
 
@@ -146,13 +128,7 @@ run_dd(int argc, char **argv)
         cli_error("Must specify both input and output files");
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
+    if (cli_image_args_objects(&ia) < 0 || cli_image_args_check(&ia) < 0) {
         goto out;
     }
     if (!vimg_format_known(out_fmt)) {
@@ -161,8 +137,7 @@ run_dd(int argc, char **argv)
         goto out;
     }
 
-    if (cli_image_parse(in_name, image_opts, fmt, &in_spec) < 0 ||
-        cli_image_open(&in_spec, 0, &in) < 0) {
+    if (cli_image_args_open(&ia, in_name, 0, &in_spec, &in) < 0) {
         goto out;
     }
 
@@ -229,7 +204,7 @@ out:
     vimg_image_close(out, NULL);
     cli_image_clear(&in_spec);
     cli_image_clear(&out_spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

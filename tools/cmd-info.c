@@ -12,7 +12,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 static const char info_help[] =
@@ -33,83 +33,43 @@ static int
 run_info(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"backing-chain", no_argument, NULL, OPT_BACKING_CHAIN},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_info};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
     struct json_object *info = NULL;
-    const char *fmt = NULL, *output = "human";
-    char **objects = NULL, *name = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, chain = false, json;
+    const char *output = "human";
+    char *name = NULL;
+    bool chain = false, json;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":f:hU", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_info);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            break;
         case OPT_OUTPUT:
             output = optarg;
             break;
         case OPT_BACKING_CHAIN:
             chain = true;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    if (strcmp(output, "json") == 0) {
-        json = true;
-    } else if (strcmp(output, "human") == 0) {
-        json = false;
-    } else {
-        cli_error("--output must be used with human or json as argument.");
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
-        goto out;
-    }
-    if (cli_image_open(&spec, VIMG_OPEN_NO_IO, &img) < 0) {
+    if (cli_expect_one_image(argc) < 0 ||
+        cli_parse_output(output, &json) < 0 ||
+        cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_open(&ia, argv[optind], VIMG_OPEN_NO_IO, &spec,
+                            &img) < 0) {
         goto out;
     }
     r = vimg_image_info(img, &info, &err);
@@ -152,15 +112,10 @@ run_info(int argc, char **argv)
     }
 
     if (json) {
-        char *s;
-
-        s = qjson_to_string(info, true);
-        if (!s) {
+        if (qjson_print(info) < 0) {
             cli_error("%s", strerror(ENOMEM));
             goto out;
         }
-        printf("%s\n", s);
-        free(s);
     } else if (chain) {
         size_t k, nl = json_object_array_length(info);
 
@@ -185,7 +140,7 @@ out:
     free(name);
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

@@ -27,7 +27,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 /* qemu's largest single request (2 GiB - 512). */
@@ -188,6 +188,27 @@ usage_line(const struct io_cmd *c)
            c->args ? " " : "", c->oneline);
 }
 
+/*
+ * The OFFSET and LENGTH operands of a request (argv[optind] and the next),
+ * and qemu-io's limit on the length (@limit_how: "" or " without -n", or
+ * NULL for no limit).  Return 0 or -1 after the message.
+ */
+static int
+parse_request(char **argv, const char *limit_how, uint64_t *offset,
+              uint64_t *count)
+{
+    if (cvtnum(argv[optind], offset) < 0 ||
+        cvtnum(argv[optind + 1], count) < 0) {
+        return -1;
+    }
+    if (limit_how && *count > IO_MAX_REQUEST) {
+        printf("length cannot exceed %llu%s, given %s\n", IO_MAX_REQUEST,
+               limit_how, argv[optind + 1]);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 usage_fail(const char *name)
 {
@@ -260,6 +281,21 @@ hexdump(const uint8_t *p, uint64_t offset, size_t len)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/*
+ * What follows "read failed: " and the like: qemu-io's errno text, but the
+ * library's message when vimg refuses the request (an unfinished
+ * re-encryption, a handle outdated by one): there the errno text
+ * ("Device or resource busy") does not say why.
+ */
+static const char *
+fail_reason(int r, const struct vimg_error *err)
+{
+    if (err && (r == -EBUSY || r == -ESTALE)) {
+        return vimg_error_message(err);
+    }
+    return strerror(-r);
+}
+
 static int
 do_read(struct io_ctx *ctx, int argc, char **argv)
 {
@@ -313,13 +349,7 @@ do_read(struct io_ctx *ctx, int argc, char **argv)
     if (optind != argc - 2) {
         return usage_fail("read");
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %llu, given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
+    if (parse_request(argv, "", &offset, &count) < 0) {
         return -1;
     }
     if (!pflag && (lflag || sflag)) {
@@ -345,7 +375,7 @@ do_read(struct io_ctx *ctx, int argc, char **argv)
     r = vimg_image_pread(ctx->img, buf, count, offset, &err);
     t1 = now();
     if (r < 0) {
-        printf("read failed: %s\n", strerror(-r));
+        printf("read failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         free(buf);
         return -1;
@@ -468,13 +498,8 @@ do_write(struct io_ctx *ctx, int argc, char **argv)
                "time\n");
         return -1;
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST && !nofallback) {
-        printf("length cannot exceed %llu without -n, given %s\n",
-               IO_MAX_REQUEST, argv[optind + 1]);
+    if (parse_request(argv, nofallback ? NULL : " without -n", &offset,
+                      &count) < 0) {
         return -1;
     }
     if (need_writable(ctx) < 0) {
@@ -512,7 +537,7 @@ do_write(struct io_ctx *ctx, int argc, char **argv)
     t1 = now();
     free(buf);
     if (r < 0) {
-        printf("write failed: %s\n", strerror(-r));
+        printf("write failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         return -1;
     }
@@ -547,13 +572,7 @@ do_discard(struct io_ctx *ctx, int argc, char **argv)
     if (optind != argc - 2) {
         return usage_fail("discard");
     }
-    if (cvtnum(argv[optind], &offset) < 0 ||
-        cvtnum(argv[optind + 1], &count) < 0) {
-        return -1;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %llu, given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
+    if (parse_request(argv, "", &offset, &count) < 0) {
         return -1;
     }
     if (need_writable(ctx) < 0) {
@@ -567,7 +586,7 @@ do_discard(struct io_ctx *ctx, int argc, char **argv)
     r = vimg_image_discard(ctx->img, offset, count, &err);
     t1 = now();
     if (r < 0) {
-        printf("discard failed: %s\n", strerror(-r));
+        printf("discard failed: %s\n", fail_reason(r, err));
         vimg_error_free(err);
         return -1;
     }
@@ -899,7 +918,7 @@ static int
 run_io(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"cmd", required_argument, NULL, 'c'},
         {"format", required_argument, NULL, 'f'},
         {"read-only", no_argument, NULL, 'r'},
@@ -913,39 +932,25 @@ run_io(int argc, char **argv)
         {"cache", required_argument, NULL, 't'},
         {"trace", required_argument, NULL, 'T'},
         {"force-share", no_argument, NULL, 'U'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_io};
     struct cli_image spec = {0};
     struct io_ctx ctx = {0};
-    const char *fmt = NULL;
-    char **objects = NULL, **cmds = NULL;
-    size_t n_objects = 0, n_cmds = 0, i;
-    bool image_opts = false, readonly = false;
+    char **cmds = NULL;
+    size_t n_cmds = 0, i;
+    bool readonly = false;
     int c, rc = 1;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hc:d:f:rsnCmki:t:T:U", longopts,
                             NULL)) != -1) {
-        char ***list = NULL;
-        size_t *count = NULL;
-
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_io);
-            rc = 0;
-            goto out;
         case 'c':
-            list = &cmds;
-            count = &n_cmds;
-            break;
-        case OPT_OBJECT:
-            list = &objects;
-            count = &n_objects;
-            break;
-        case 'f':
-            fmt = optarg;
+            /* The same list as --object's: in order, argv not copied. */
+            if (cli_collect_object(&cmds, &n_cmds, optarg) < 0) {
+                goto out;
+            }
             break;
         case 'r':
             readonly = true;
@@ -961,41 +966,15 @@ run_io(int argc, char **argv)
         case 'd':
         case 't':
         case 'T':
-        case 'U':
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
             break;
         default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
-        }
-        if (list) {
-            char **p = realloc(*list, (*count + 1) * sizeof(**list));
-
-            if (!p) {
-                cli_error("%s", strerror(ENOMEM));
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            *list = p;
-            p[(*count)++] = optarg;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
+    if (cli_expect_one_image(argc) < 0 || cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_parse(&ia, argv[optind], &spec) < 0) {
         goto out;
     }
     {
@@ -1021,22 +1000,15 @@ run_io(int argc, char **argv)
         run_line(&ctx, cmds[i]);
     }
     rc = ctx.failed ? 1 : 0;
-    {
-        struct vimg_error *err = NULL;
-        int r = vimg_image_close(ctx.img, &err);
-
-        ctx.img = NULL;
-        if (r < 0) {
-            cli_error_vimg(err, r, NULL);
-            rc = 1;
-        }
+    if (cli_image_close(&ctx.img) < 0) {
+        rc = 1;
     }
 
 out:
     fflush(stdout);
     vimg_image_close(ctx.img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     free(cmds);
     return rc;
 }

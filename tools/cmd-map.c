@@ -28,7 +28,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 
 static const char map_help[] =
     "Show which ranges of FILENAME hold data, read as zeroes or are "
@@ -161,39 +161,26 @@ static int
 run_map(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, OPT_OUTPUT},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"force-share", no_argument, NULL, 'U'},
         {"start-offset", required_argument, NULL, 's'},
         {"max-length", required_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_map};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
     struct map_out out = {.first = true};
-    const char *fmt = NULL, *output = "human";
+    const char *output = "human";
     uint64_t start = 0, max_len = UINT64_MAX;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":f:s:l:hU", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_map);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            break;
         case 's':
             if (parse_offset_arg(optarg, "start offset", &start) < 0) {
                 goto out;
@@ -207,44 +194,18 @@ run_map(int argc, char **argv)
         case OPT_OUTPUT:
             output = optarg;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
-    }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
-        goto out;
-    }
-    if (strcmp(output, "json") == 0) {
-        out.json = true;
-    } else if (strcmp(output, "human") != 0) {
-        cli_error("--output must be used with human or json as argument.");
-        goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
-        goto out;
     }
     /* Metadata-only unless driver options (a key) were given. */
-    if (cli_image_open(&spec, spec.opts ? 0 : VIMG_OPEN_NO_IO, &img) < 0) {
+    if (cli_expect_one_image(argc) < 0 ||
+        cli_parse_output(output, &out.json) < 0 ||
+        cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_parse(&ia, argv[optind], &spec) < 0 ||
+        cli_image_open(&spec, cli_metadata_flags(&spec), &img) < 0) {
         goto out;
     }
     out.file = spec.path;
@@ -280,7 +241,7 @@ out:
     free(out.data_file);
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

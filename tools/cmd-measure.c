@@ -21,7 +21,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 static const char measure_help[] =
@@ -117,7 +117,7 @@ static int
 print_result(bool json, uint64_t required, uint64_t full)
 {
     struct json_object *obj;
-    char *s;
+    int r;
 
     if (!json) {
         printf("required size: %" PRIu64 "\n", required);
@@ -132,64 +132,47 @@ print_result(bool json, uint64_t required, uint64_t full)
                            json_object_new_int64((int64_t)required));
     json_object_object_add(obj, "fully-allocated",
                            json_object_new_int64((int64_t)full));
-    s = qjson_to_string(obj, true);
+    r = qjson_print(obj);
     json_object_put(obj);
-    if (!s) {
-        return -ENOMEM;
-    }
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return r;
 }
 
 static int
 run_measure(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, OPT_OUTPUT},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"size", required_argument, NULL, OPT_SIZE},
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_measure};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
     struct vimg_opts *copts = NULL;
-    const char *fmt = NULL, *out_fmt = "raw", *output = "human";
+    const char *out_fmt = "raw", *output = "human";
     const char *snapshot = NULL, *filename = NULL;
-    char **objects = NULL, *optstr = NULL;
+    char *optstr = NULL;
     uint64_t size = 0, required = 0, full = 0;
-    size_t n_objects = 0, i;
-    bool image_opts = false, have_size = false, json = false;
+    bool have_size = false, json = false;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":f:hl:o:O:U", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_measure);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 'O':
             out_fmt = optarg;
             break;
         case 'o':
             if (cli_append_opts(&optstr, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
             break;
         case 'l':
             snapshot = optarg;
-            break;
-        case 'U':
             break;
         case OPT_SIZE:
             r = cli_parse_size(optarg, &size);
@@ -207,29 +190,15 @@ run_measure(int argc, char **argv)
         case OPT_OUTPUT:
             output = optarg;
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (strcmp(output, "json") == 0) {
-        json = true;
-    } else if (strcmp(output, "human") != 0) {
-        cli_error("--output must be used with human or json as argument.");
+    if (cli_parse_output(output, &json) < 0 ||
+        cli_image_args_objects(&ia) < 0) {
         goto out;
-    }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], false) < 0) {
-            goto out;
-        }
     }
     if (argc - optind > 1) {
         cli_error("At most one filename argument is allowed.");
@@ -238,12 +207,11 @@ run_measure(int argc, char **argv)
     if (optind < argc) {
         filename = argv[optind];
     }
-    if (!filename && (image_opts || fmt || snapshot)) {
+    if (!filename && (ia.image_opts || ia.format || snapshot)) {
         cli_error("--image-opts, -f, and -l require a filename argument.");
         goto out;
     }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
+    if (cli_image_args_check(&ia) < 0) {
         goto out;
     }
     if (filename && have_size) {
@@ -256,10 +224,8 @@ run_measure(int argc, char **argv)
     }
 
     if (filename) {
-        if (cli_image_parse(filename, image_opts, fmt, &spec) < 0) {
-            goto out;
-        }
-        if (cli_image_open(&spec, spec.opts ? 0 : VIMG_OPEN_NO_IO, &img) < 0) {
+        if (cli_image_args_parse(&ia, filename, &spec) < 0 ||
+            cli_image_open(&spec, cli_metadata_flags(&spec), &img) < 0) {
             goto out;
         }
         if (snapshot) {
@@ -297,7 +263,7 @@ out:
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
     free(optstr);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

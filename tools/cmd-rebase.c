@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 #define REBASE_BUF (1024u * 1024)
@@ -45,22 +45,6 @@ static const char rebase_help[] =
     "  -q                   quiet\n"
     "  -t, -T CACHE, -U     accepted for compatibility, ignored\n"
     "  -h, --help           show this help\n";
-
-/* "dir/img" + "base" -> "dir/base" (qemu's path_combine). */
-static char *
-combine(const char *image, const char *name)
-{
-    const char *slash = strrchr(image, '/');
-    char *out;
-
-    if (name[0] == '/' || !slash) {
-        return strdup(name);
-    }
-    if (asprintf(&out, "%.*s/%s", (int)(slash - image), image, name) < 0) {
-        return NULL;
-    }
-    return out;
-}
 
 /* Read [off, off+len) of @img, zeroes beyond its end (@img may be NULL). */
 static int
@@ -174,33 +158,24 @@ static int
 run_rebase(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_rebase};
     struct cli_image spec = {0};
     struct cli_progress prog;
     struct vimg_image *img = NULL, *newb = NULL;
     struct vimg_error *err = NULL;
-    const char *fmt = NULL, *bname = NULL, *bfmt = NULL;
-    char **objects = NULL, *bpath = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, unsafe = false, progress = false;
+    const char *bname = NULL, *bfmt = NULL;
+    char *bpath = NULL;
+    bool quiet, unsafe = false, progress = false;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts,
                             NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_rebase);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
         case 'F':
             bfmt = optarg;
             break;
@@ -213,46 +188,28 @@ run_rebase(int argc, char **argv)
         case 'p':
             progress = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
         case 't':
         case 'T':
-        case 'U':
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
-                goto out;
-            }
             break;
         default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
+                goto out;
+            }
         }
     }
+    quiet = ia.quiet;
     if (!unsafe && !bname) {
         cli_error("Must specify backing file (-b) or use unsafe mode (-u)");
         cli_try_help();
         goto out;
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
+    if (cli_expect_one_image(argc) < 0) {
         goto out;
     }
     if (!bname) {
         bname = "";
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
+    if (cli_image_args_objects(&ia) < 0 || cli_image_args_check(&ia) < 0) {
         goto out;
     }
     if (*bname && !bfmt) {
@@ -260,17 +217,15 @@ run_rebase(int argc, char **argv)
                   "must be specified", bname);
         goto out;
     }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
-        goto out;
-    }
-    if (cli_image_open(&spec, VIMG_OPEN_RDWR |
-                       (unsafe ? VIMG_OPEN_NO_IO : 0), &img) < 0) {
+    if (cli_image_args_open(&ia, argv[optind],
+                            VIMG_OPEN_RDWR | (unsafe ? VIMG_OPEN_NO_IO : 0),
+                            &spec, &img) < 0) {
         goto out;
     }
 
     if (!unsafe) {
         if (*bname) {
-            bpath = combine(vimg_image_filename(img), bname);
+            bpath = cli_path_combine(vimg_image_filename(img), bname);
             if (!bpath) {
                 cli_error("%s", strerror(ENOMEM));
                 goto out;
@@ -294,10 +249,7 @@ run_rebase(int argc, char **argv)
                        bname);
         goto out;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     if (progress && !quiet && !unsafe) {
@@ -310,7 +262,7 @@ out:
     vimg_image_close(img, NULL);
     free(bpath);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "progress.h"
 
 static const char reencrypt_help[] =
@@ -86,64 +86,41 @@ run_reencrypt(int argc, char **argv)
         {"force", no_argument, NULL, OPT_FORCE},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_reencrypt};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_opts *opts = NULL;
     struct vimg_error *err = NULL;
     struct cli_progress prog;
-    const char *fmt = NULL, *key_opt, *key_id;
+    const char *key_opt, *key_id;
     char *options = NULL, *format = NULL;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool quiet = false, progress = false, force = false;
+    bool progress = false, force = false;
     int c, rc = 1, r;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":ho:f:pq", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_reencrypt);
-            rc = 0;
-            goto out;
         case 'o':
             if (cli_append_opts(&options, optarg) < 0) {
-                cli_error("%s", strerror(ENOMEM));
                 goto out;
             }
-            break;
-        case 'f':
-            fmt = optarg;
             break;
         case 'p':
             progress = true;
             break;
-        case 'q':
-            quiet = true;
-            break;
         case OPT_FORCE:
             force = true;
             break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
-    if (quiet) {
+    if (ia.quiet) {
         progress = false;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
+    if (cli_image_args_objects(&ia) < 0 || cli_expect_one_image(argc) < 0) {
         goto out;
     }
     opts = vimg_opts_new();
@@ -158,7 +135,7 @@ run_reencrypt(int argc, char **argv)
             goto out;
         }
     }
-    format = image_format(argv[optind], fmt);
+    format = image_format(argv[optind], ia.format);
     if (!format) {
         goto out;
     }
@@ -195,10 +172,7 @@ run_reencrypt(int argc, char **argv)
         cli_error_vimg(err, r, NULL);
         goto out;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     progress_finish(&prog, false);
@@ -210,7 +184,7 @@ out:
     cli_image_clear(&spec);
     free(format);
     free(options);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "open-image.h"
 
 /* qemu's largest image length: INT64_MAX aligned down to 1 GiB. */
 #define RESIZE_MAX_LENGTH ((uint64_t)INT64_MAX - (((uint64_t)1 << 30) - 1))
@@ -112,23 +112,20 @@ static int
 run_resize(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
         {"preallocation", required_argument, NULL, OPT_PREALLOCATION},
         {"shrink", no_argument, NULL, OPT_SHRINK},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_resize};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
-    const char *fmt = NULL, *size_arg, *num;
+    const char *size_arg, *num;
     enum prealloc prealloc = PREALLOC_OFF;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
     uint64_t cur, delta = 0, new_size;
-    bool image_opts = false, quiet = false, shrink = false;
+    bool shrink = false;
     int sign = 0, c, rc = 1, r;
 
     if (argc == 2 &&
@@ -147,16 +144,6 @@ run_resize(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, ":f:hq", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_resize);
-            rc = 0;
-            goto out;
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'q':
-            quiet = true;
-            break;
         case OPT_SHRINK:
             shrink = true;
             break;
@@ -166,17 +153,10 @@ run_resize(int argc, char **argv)
                 goto out;
             }
             break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
     }
     if (optind != argc - 1) {
@@ -184,10 +164,8 @@ run_resize(int argc, char **argv)
         cli_try_help();
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
+    if (cli_image_args_objects(&ia) < 0) {
+        goto out;
     }
 
     num = size_arg;
@@ -207,11 +185,7 @@ run_resize(int argc, char **argv)
         goto out;
     }
 
-    if (image_opts && fmt) {
-        cli_error("--image-opts and --format are mutually exclusive");
-        goto out;
-    }
-    if (cli_image_parse(argv[optind], image_opts, fmt, &spec) < 0) {
+    if (cli_image_args_parse(&ia, argv[optind], &spec) < 0) {
         goto out;
     }
     if (prealloc == PREALLOC_METADATA) {
@@ -223,7 +197,7 @@ run_resize(int argc, char **argv)
     if (cli_image_open(
             &spec,
             VIMG_OPEN_RDWR |
-                ((spec.opts || prealloc != PREALLOC_OFF) ? 0 : VIMG_OPEN_NO_IO),
+                (prealloc != PREALLOC_OFF ? 0 : cli_metadata_flags(&spec)),
             &img) < 0) {
         goto out;
     }
@@ -291,13 +265,10 @@ run_resize(int argc, char **argv)
             goto out;
         }
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
-    if (!quiet) {
+    if (!ia.quiet) {
         printf("Image resized.\n");
     }
     rc = 0;
@@ -305,7 +276,7 @@ run_resize(int argc, char **argv)
 out:
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

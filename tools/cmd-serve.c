@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "options.h"
+#include "open-image.h"
 
 #define PLUGIN_NAME "nbdkit-vimg-plugin.so"
 
@@ -273,13 +273,13 @@ parse_fd(const char *arg, int *out)
 
 /* Plugin parameters for one image (no secret among them). */
 static int
-push_export(struct argvec *a, const struct serve_export *e, bool image_opts,
-            const char *format, bool readonly)
+push_export(struct argvec *a, const struct serve_export *e,
+            const struct cli_image_args *ia, bool readonly)
 {
     struct cli_image ci;
     char *opts;
 
-    if (cli_image_parse(e->arg, image_opts, format, &ci) < 0) {
+    if (cli_image_parse(e->arg, ia->image_opts, ia->format, &ci) < 0) {
         return -1;
     }
     if (access(ci.path, F_OK) < 0) {
@@ -315,9 +315,7 @@ static int
 serve_run(int argc, char **argv)
 {
     static const struct option long_opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"read-only", no_argument, NULL, 'r'},
         {"export-name", required_argument, NULL, 'e'},
@@ -335,14 +333,13 @@ serve_run(int argc, char **argv)
     };
     struct serve_export *exps = NULL;
     size_t n_exps = 0, i;
-    char **objects = NULL;
-    size_t n_objects = 0;
-    const char *format = NULL, *pending_name = NULL, *sock = NULL;
+    struct cli_image_args ia = {.cmd = &cmd_serve};
+    const char *pending_name = NULL, *sock = NULL;
     const char *port = NULL, *bind = NULL, *tls_creds = NULL;
     const char *tls_psk = NULL, *pid_file = NULL, *threads = NULL;
     const char *fd_arg = NULL;
     const char *nbdkit;
-    bool image_opts = false, readonly = false, verify_peer = false;
+    bool readonly = false, verify_peer = false;
     bool verbose = false;
     int fd = -1, objfd, c, rc = 1;
     struct argvec a = {0};
@@ -367,21 +364,6 @@ serve_run(int argc, char **argv)
             pending_name = NULL;
             break;
         }
-        case 'h':
-            cli_print_command_help(&cmd_serve);
-            rc = 0;
-            goto out;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
-                goto out;
-            }
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case 'f':
-            format = optarg;
-            break;
         case 'r':
             readonly = true;
             break;
@@ -421,8 +403,9 @@ serve_run(int argc, char **argv)
             verbose = true;
             break;
         default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
+                goto out;
+            }
         }
     }
 
@@ -456,8 +439,8 @@ serve_run(int argc, char **argv)
     if (fd_arg && parse_fd(fd_arg, &fd) < 0) {
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        warn_inline_secret(objects[i]);
+    for (i = 0; i < ia.n_objects; i++) {
+        warn_inline_secret(ia.objects[i]);
     }
 
     nbdkit = getenv("VIMG_NBDKIT");
@@ -513,7 +496,7 @@ serve_run(int argc, char **argv)
     }
     push(&a, plugin);
     for (i = 0; i < n_exps; i++) {
-        if (push_export(&a, &exps[i], image_opts, format, readonly) < 0) {
+        if (push_export(&a, &exps[i], &ia, readonly) < 0) {
             goto out;
         }
     }
@@ -521,10 +504,10 @@ serve_run(int argc, char **argv)
         /* One connection only: clients must not try to open more. */
         push(&a, "multi-conn=off");
     }
-    if (n_objects) {
+    if (ia.n_objects) {
         char num[16];
 
-        objfd = objects_memfd(objects, n_objects);
+        objfd = objects_memfd(ia.objects, ia.n_objects);
         if (objfd < 0) {
             goto out;
         }
@@ -556,7 +539,7 @@ out:
     }
     free(a.v);
     free(plugin);
-    free(objects);
+    cli_image_args_clear(&ia);
     free(exps);
     return rc;
 }

@@ -16,7 +16,7 @@
 
 #include <json-c/json.h>
 
-#include "options.h"
+#include "open-image.h"
 #include "output.h"
 
 static const char snapshot_help[] =
@@ -72,19 +72,15 @@ static int
 run_snapshot(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+        CLI_IMAGE_LONGOPTS,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
+    struct cli_image_args ia = {.cmd = &cmd_snapshot};
     struct cli_image spec = {0};
     struct vimg_image *img = NULL;
     struct vimg_error *err = NULL;
     const char *name = NULL;
-    char **objects = NULL;
-    size_t n_objects = 0, i;
-    bool image_opts = false, quiet = false, force_share = false;
     int action = SN_NONE, c, rc = 1, r;
 
     optind = 1;
@@ -93,10 +89,6 @@ run_snapshot(int argc, char **argv)
         int want = SN_NONE;
 
         switch (c) {
-        case 'h':
-            cli_print_command_help(&cmd_snapshot);
-            rc = 0;
-            goto out;
         case 'l':
             want = SN_LIST;
             break;
@@ -109,23 +101,10 @@ run_snapshot(int argc, char **argv)
         case 'd':
             want = SN_DELETE;
             break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'U':
-            force_share = true;
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_OBJECT:
-            if (cli_collect_object(&objects, &n_objects, optarg) < 0) {
+        default:
+            if (cli_image_args_option(&ia, c, argv, &rc) < 0) {
                 goto out;
             }
-            break;
-        default:
-            rc = cli_getopt_error(c, argv);
-            goto out;
         }
         if (want != SN_NONE) {
             if (action != SN_NONE) {
@@ -137,20 +116,12 @@ run_snapshot(int argc, char **argv)
             name = want == SN_LIST ? NULL : optarg;
         }
     }
-    if (optind != argc - 1) {
-        cli_error("Expecting one image file name");
-        cli_try_help();
+    /* No -f here: ia.format stays NULL (probed). */
+    if (cli_expect_one_image(argc) < 0 || cli_image_args_objects(&ia) < 0 ||
+        cli_image_args_parse(&ia, argv[optind], &spec) < 0) {
         goto out;
     }
-    for (i = 0; i < n_objects; i++) {
-        if (cli_add_object(objects[i], quiet) < 0) {
-            goto out;
-        }
-    }
-    if (cli_image_parse(argv[optind], image_opts, NULL, &spec) < 0) {
-        goto out;
-    }
-    if (force_share && action != SN_LIST && action != SN_NONE) {
+    if (ia.force_share && action != SN_LIST && action != SN_NONE) {
         cli_error("Could not open '%s': force-share=on can only be used with "
                   "read-only images", argv[optind]);
         goto out;
@@ -214,10 +185,7 @@ run_snapshot(int argc, char **argv)
     default:
         break;
     }
-    r = vimg_image_close(img, &err);
-    img = NULL;
-    if (r < 0) {
-        cli_error_vimg(err, r, NULL);
+    if (cli_image_close(&img) < 0) {
         goto out;
     }
     rc = 0;
@@ -225,7 +193,7 @@ run_snapshot(int argc, char **argv)
 out:
     vimg_image_close(img, NULL);
     cli_image_clear(&spec);
-    free(objects);
+    cli_image_args_clear(&ia);
     return rc;
 }
 

@@ -725,10 +725,12 @@ cli_append_opts(char **dst, const char *more)
     char *s;
 
     if (!*dst) {
-        *dst = strdup(more);
-        return *dst ? 0 : -ENOMEM;
+        s = strdup(more);
+    } else if (asprintf(&s, "%s,%s", *dst, more) < 0) {
+        s = NULL;
     }
-    if (asprintf(&s, "%s,%s", *dst, more) < 0) {
+    if (!s) {
+        cli_error("%s", strerror(ENOMEM));
         return -ENOMEM;
     }
     free(*dst);

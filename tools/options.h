@@ -238,7 +238,7 @@ void cli_print_create_help(const char *format, bool with_filename);
 /**
  * cli_append_opts - append ",@more" to the heap string *@dst (qemu joins
  * repeated -o options with commas).
- * Return: 0 or -ENOMEM.
+ * Return: 0, or -ENOMEM after printing the error.
  */
 int cli_append_opts(char **dst, const char *more);
 

@@ -334,6 +334,19 @@ qjson_to_string(struct json_object *obj, bool pretty)
     return b.s;
 }
 
+int
+qjson_print(struct json_object *obj)
+{
+    char *s = qjson_to_string(obj, true);
+
+    if (!s) {
+        return -ENOMEM;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
 char *
 size_to_str(char *buf, size_t len, uint64_t val)
 {

@@ -42,6 +42,13 @@ const char **qdict_order(struct json_object *obj, size_t *n);
 char *qjson_to_string(struct json_object *obj, bool pretty);
 
 /**
+ * qjson_print - print @obj to stdout in qemu-img's --output=json layout,
+ * with a final newline.
+ * Return: 0, or -ENOMEM (nothing printed).
+ */
+int qjson_print(struct json_object *obj);
+
+/**
  * size_to_str - qemu's human size: three significant digits and a binary
  * unit, switching unit once the value reaches 1000 ("1000 KiB" never shows;
  * it is "0.977 MiB").

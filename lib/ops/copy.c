@@ -272,6 +272,7 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
     struct vimg_copy_params defaults = { 0 };
     const struct vimg_copy_params *p = params ? params : &defaults;
     struct copy_job j = { 0 };
+    struct vimg_error *werr = NULL;
     pthread_t reader;
     uint64_t done = 0;
     uint32_t a;
@@ -352,14 +353,22 @@ vimg_copy(struct vimg_image *src, struct vimg_image *dst,
         if (it->skip) {
             r = 0;
         } else if (it->zero) {
-            r = write_zero_run(&j, p, it->off, it->len, NULL);
+            r = write_zero_run(&j, p, it->off, it->len, &werr);
         } else {
-            r = write_data(&j, p, j.bufs[slot], it->off, it->len, NULL);
+            r = write_data(&j, p, j.bufs[slot], it->off, it->len, &werr);
         }
         if (r < 0) {
-            /* qemu names the start of the request, and only the errno. */
+            /*
+             * qemu names the start of the request, and only the errno;
+             * but a write vimg refuses (an unfinished re-encryption, a
+             * handle outdated by one) keeps its message, which says why.
+             */
             vimg_error_set(errp, r, "error while writing at byte %" PRIu64
-                           ": %s", it->off, strerror(-r));
+                           ": %s", it->off,
+                           werr && (r == -EBUSY || r == -ESTALE)
+                               ? vimg_error_message(werr) : strerror(-r));
+            vimg_error_free(werr);
+            werr = NULL;
         }
         done = it->off + it->len;
 
