@@ -7,6 +7,7 @@
  * have the action applied to another process.
  */
 #include "vimgd.h"
+#include "bytes.h"
 #include "safemem.h"
 
 #include <errno.h>
@@ -209,18 +210,6 @@ spawn_server(const char *path, char *const argv[], const int *fds, int nfds, boo
     return (int)pid;
 }
 
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 #define QCOW2_EXT_DATA_FILE   0x44415441u
 #define QCOW2_INCOMPAT_DATA   (1ull << 2) /* external data file */
 #define QCOW2_AUTOCLEAR_RAW   (1ull << 1) /* data file is raw */
@@ -248,16 +237,16 @@ check_no_external_files(int fd, const char *name, struct op_result *res)
         return say(res, -ENOMEM, "out of memory");
     }
     n = pread(fd, h, QCOW2_HDR_SCAN, 0);
-    if (n < 72 || be32(h) != 0x514649fbu) {
+    if (n < 72 || ld_be32(h) != 0x514649fbu) {
         rc = say(res, -EINVAL, "'%s' is not a qcow2 image", name);
         goto out;
     }
-    version = be32(h + 4);
+    version = ld_be32(h + 4);
     if (version != 2 && version != 3) {
         rc = say(res, -EINVAL, "'%s': qcow2 version %u is not served", name, version);
         goto out;
     }
-    if (be64(h + 8) != 0 || be32(h + 16) != 0) {
+    if (ld_be64(h + 8) != 0 || ld_be32(h + 16) != 0) {
         rc = say(res, -EPERM,
                  "'%s' references a backing file; images naming other files are not served "
                  "(flatten it with 'vimg convert' first)",
@@ -270,9 +259,9 @@ check_no_external_files(int fd, const char *name, struct op_result *res)
             rc = say(res, -EINVAL, "'%s': truncated qcow2 header", name);
             goto out;
         }
-        incompat = be64(h + 72);
-        autoclear = be64(h + 88);
-        hlen = be32(h + 100);
+        incompat = ld_be64(h + 72);
+        autoclear = ld_be64(h + 88);
+        hlen = ld_be32(h + 100);
         if (hlen < 104) {
             rc = say(res, -EINVAL, "'%s': qcow2 header length %u too small", name, hlen);
             goto out;
@@ -290,8 +279,8 @@ check_no_external_files(int fd, const char *name, struct op_result *res)
                      name);
             goto out;
         }
-        type = be32(h + off);
-        len = be32(h + off + 4);
+        type = ld_be32(h + off);
+        len = ld_be32(h + off + 4);
         if (type == 0) {
             break;
         }

@@ -56,26 +56,33 @@ qemu_retry qemu-img convert -q --object "secret,id=k,file=$T/keys/enc.key" -f ra
 chmod 600 "$T/images/enc.luks"
 ln -s ../keys/enc.key "$T/images/keylink"
 
+# write_conf ENGINE PATH BASE ROOT FORMAT: $T/BASE.conf, one read-only nbd
+# rule for nobody on $T/ROOT, socket $T/BASE.sock, audit $T/BASE-audit.log.
+write_conf()
+{
+    cat >"$T/$3.conf" <<EOC
+[daemon]
+socket = $T/$3.sock
+audit = $T/$3-audit.log
+nbd_server = $1
+nbd_server_path = $2
+[rule $4]
+match.uid = nobody
+allow = nbd
+nbd.root = $T/$4
+nbd.secret = $T/keys/enc.key
+nbd.format = $5
+nbd.access = ro
+EOC
+    chmod 600 "$T/$3.conf"
+}
+
 # run_engine NAME PATH: vimgd with nbd_server = NAME, the whole scenario.
 run_engine()
 {
     local ENGINE=$1 ENGINE_PATH=$2 p
     echo "NBD server behind the broker: $ENGINE ($ENGINE_PATH)"
-    cat >"$T/$ENGINE.conf" <<EOC
-[daemon]
-socket = $T/$ENGINE.sock
-audit = $T/$ENGINE-audit.log
-nbd_server = $ENGINE
-nbd_server_path = $ENGINE_PATH
-[rule images]
-match.uid = nobody
-allow = nbd
-nbd.root = $T/images
-nbd.secret = $T/keys/enc.key
-nbd.format = luks
-nbd.access = ro
-EOC
-    chmod 600 "$T/$ENGINE.conf"
+    write_conf "$ENGINE" "$ENGINE_PATH" "$ENGINE" images luks
 
     # the secret file must be root-only, or vimgd refuses the config
     chmod 640 "$T/keys/enc.key"
@@ -194,21 +201,7 @@ qemu-img info "$T/qimages/datafile.qcow2" | grep -q "data file: $T/datafile.raw"
 run_qcow2_engine()
 {
     local ENGINE=$1 ENGINE_PATH=$2 img
-    cat >"$T/q$ENGINE.conf" <<EOC
-[daemon]
-socket = $T/q$ENGINE.sock
-audit = $T/q$ENGINE-audit.log
-nbd_server = $ENGINE
-nbd_server_path = $ENGINE_PATH
-[rule qimages]
-match.uid = nobody
-allow = nbd
-nbd.root = $T/qimages
-nbd.secret = $T/keys/enc.key
-nbd.format = qcow2
-nbd.access = ro
-EOC
-    chmod 600 "$T/q$ENGINE.conf"
+    write_conf "$ENGINE" "$ENGINE_PATH" "q$ENGINE" qimages qcow2
     SOCK=$T/q$ENGINE.sock
     start_vimgd "$T/q$ENGINE.conf" "$SOCK" "$T/q$ENGINE-vimgd.log"
 
