@@ -7,6 +7,7 @@
  * have the action applied to another process.
  */
 #include "vimgd.h"
+#include "bytes.h"
 #include "safemem.h"
 
 #include <errno.h>
@@ -209,6 +210,101 @@ spawn_server(const char *path, char *const argv[], const int *fds, int nfds, boo
     return (int)pid;
 }
 
+#define QCOW2_EXT_DATA_FILE   0x44415441u
+#define QCOW2_INCOMPAT_DATA   (1ull << 2) /* external data file */
+#define QCOW2_AUTOCLEAR_RAW   (1ull << 1) /* data file is raw */
+#define QCOW2_HDR_SCAN        65536       /* header + extensions we look at */
+
+/*
+ * Refuse a qcow2 image that names another file: a backing file (any name:
+ * absolute, "../", "json:", even a relative one, which would resolve next
+ * to /dev/fd/N) or an external data file (header extension 0x44415441 or
+ * its incompatible/autoclear feature bits).  The NBD server runs with the
+ * broker's privileges and would open that file by name, outside nbd.root
+ * and its openat2 rules.  Anything this header walk does not understand is
+ * refused too.
+ */
+static int
+check_no_external_files(int fd, const char *name, struct op_result *res)
+{
+    uint8_t *h = malloc(QCOW2_HDR_SCAN);
+    ssize_t n;
+    uint32_t version, hlen, off;
+    uint64_t incompat = 0, autoclear = 0;
+    int rc = 0;
+
+    if (!h) {
+        return say(res, -ENOMEM, "out of memory");
+    }
+    n = pread(fd, h, QCOW2_HDR_SCAN, 0);
+    if (n < 72 || ld_be32(h) != 0x514649fbu) {
+        rc = say(res, -EINVAL, "'%s' is not a qcow2 image", name);
+        goto out;
+    }
+    version = ld_be32(h + 4);
+    if (version != 2 && version != 3) {
+        rc = say(res, -EINVAL, "'%s': qcow2 version %u is not served", name, version);
+        goto out;
+    }
+    if (ld_be64(h + 8) != 0 || ld_be32(h + 16) != 0) {
+        rc = say(res, -EPERM,
+                 "'%s' references a backing file; images naming other files are not served "
+                 "(flatten it with 'vimg convert' first)",
+                 name);
+        goto out;
+    }
+    hlen = 72;
+    if (version == 3) {
+        if (n < 104) {
+            rc = say(res, -EINVAL, "'%s': truncated qcow2 header", name);
+            goto out;
+        }
+        incompat = ld_be64(h + 72);
+        autoclear = ld_be64(h + 88);
+        hlen = ld_be32(h + 100);
+        if (hlen < 104) {
+            rc = say(res, -EINVAL, "'%s': qcow2 header length %u too small", name, hlen);
+            goto out;
+        }
+    }
+    if ((incompat & QCOW2_INCOMPAT_DATA) || (autoclear & QCOW2_AUTOCLEAR_RAW)) {
+        goto datafile;
+    }
+    /* header extensions: type, length, data padded to 8 bytes, type 0 ends */
+    for (off = hlen;;) {
+        uint32_t type, len;
+
+        if (off > (uint32_t)n - 8 || (uint32_t)n < 8) {
+            rc = say(res, -EINVAL, "'%s': qcow2 header extensions not understood; not served",
+                     name);
+            goto out;
+        }
+        type = ld_be32(h + off);
+        len = ld_be32(h + off + 4);
+        if (type == 0) {
+            break;
+        }
+        if (type == QCOW2_EXT_DATA_FILE) {
+            goto datafile;
+        }
+        if (len > (uint32_t)n - off - 8) {
+            rc = say(res, -EINVAL, "'%s': qcow2 header extensions not understood; not served",
+                     name);
+            goto out;
+        }
+        off += 8 + ((len + 7u) & ~7u);
+    }
+    goto out;
+datafile:
+    rc = say(res, -EPERM,
+             "'%s' references an external data file; images naming other files are not "
+             "served (convert it to a self-contained image with 'vimg convert' first)",
+             name);
+out:
+    free(h);
+    return rc;
+}
+
 /* A connected stream socket pair whose far end is a listening socket in a
  * private root-only directory (qemu-nbd takes only listening sockets). */
 static int
@@ -264,6 +360,12 @@ op_nbd(const struct policy *pol, const struct decision *d, const struct vimgd_pe
     rc = open_beneath(&r->nbd_root, "nbd.root", req->name, rw, res, &img);
     if (rc < 0) {
         return rc;
+    }
+    if (strcmp(fmt, "qcow2") == 0) {
+        rc = check_no_external_files(img, req->name, res);
+        if (rc < 0) {
+            goto out;
+        }
     }
     if (r->nbd_secret) {
         rc = read_secret(r->nbd_secret, &secret, &slen, res);

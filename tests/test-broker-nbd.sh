@@ -56,26 +56,33 @@ qemu_retry qemu-img convert -q --object "secret,id=k,file=$T/keys/enc.key" -f ra
 chmod 600 "$T/images/enc.luks"
 ln -s ../keys/enc.key "$T/images/keylink"
 
+# write_conf ENGINE PATH BASE ROOT FORMAT: $T/BASE.conf, one read-only nbd
+# rule for nobody on $T/ROOT, socket $T/BASE.sock, audit $T/BASE-audit.log.
+write_conf()
+{
+    cat >"$T/$3.conf" <<EOC
+[daemon]
+socket = $T/$3.sock
+audit = $T/$3-audit.log
+nbd_server = $1
+nbd_server_path = $2
+[rule $4]
+match.uid = nobody
+allow = nbd
+nbd.root = $T/$4
+nbd.secret = $T/keys/enc.key
+nbd.format = $5
+nbd.access = ro
+EOC
+    chmod 600 "$T/$3.conf"
+}
+
 # run_engine NAME PATH: vimgd with nbd_server = NAME, the whole scenario.
 run_engine()
 {
     local ENGINE=$1 ENGINE_PATH=$2 p
     echo "NBD server behind the broker: $ENGINE ($ENGINE_PATH)"
-    cat >"$T/$ENGINE.conf" <<EOC
-[daemon]
-socket = $T/$ENGINE.sock
-audit = $T/$ENGINE-audit.log
-nbd_server = $ENGINE
-nbd_server_path = $ENGINE_PATH
-[rule images]
-match.uid = nobody
-allow = nbd
-nbd.root = $T/images
-nbd.secret = $T/keys/enc.key
-nbd.format = luks
-nbd.access = ro
-EOC
-    chmod 600 "$T/$ENGINE.conf"
+    write_conf "$ENGINE" "$ENGINE_PATH" "$ENGINE" images luks
 
     # the secret file must be root-only, or vimgd refuses the config
     chmod 640 "$T/keys/enc.key"
@@ -162,7 +169,67 @@ EOC
     bg_stop "$VIMGD_PID"
 }
 
+# qcow2 images naming other files (issue 7 follow-up): the server runs with
+# the broker's privileges and would open a backing or data file by name,
+# outside nbd.root.  All are encrypted qcow2 that the server could open with
+# the rule's secret, so only vimgd's header check stands between nobody and
+# the root-only file.
+mkdir -m 711 "$T/qimages"
+TOPSECRET="root-only-$RANDOM$RANDOM-content"
+{ printf '%s' "$TOPSECRET"; head -c 65536 /dev/zero; } >"$T/topsecret.raw"
+truncate -s 1M "$T/topsecret.raw"
+chmod 600 "$T/topsecret.raw"
+QOBJ=(--object "secret,id=k,file=$T/keys/enc.key")
+QENC=encrypt.format=luks,encrypt.key-secret=k,encrypt.iter-time=10
+qemu_retry qemu-img convert -q "${QOBJ[@]}" -f raw -O qcow2 -o "$QENC" \
+    "$T/plain.raw" "$T/qimages/good.qcow2" || fail "qemu-img could not create good.qcow2"
+qemu_retry qemu-img create -q "${QOBJ[@]}" -f qcow2 -o "$QENC" -b "$T/topsecret.raw" -F raw \
+    "$T/qimages/abs-backing.qcow2" 1M || fail "qemu-img could not create abs-backing.qcow2"
+qemu_retry qemu-img create -q "${QOBJ[@]}" -f qcow2 -o "$QENC" -u -b ../topsecret.raw -F raw \
+    "$T/qimages/rel-backing.qcow2" 1M || fail "qemu-img could not create rel-backing.qcow2"
+cp "$T/topsecret.raw" "$T/datafile.raw"
+qemu_retry qemu-img create -q "${QOBJ[@]}" -f qcow2 -o "$QENC,data_file=$T/datafile.raw" \
+    "$T/qimages/datafile.qcow2" 1M || fail "qemu-img could not create datafile.qcow2"
+# qemu-img create zeroes nothing in an existing data file: put the secret back
+cp "$T/topsecret.raw" "$T/datafile.raw"
+chmod 600 "$T/datafile.raw" "$T"/qimages/*.qcow2
+qemu-img info "$T/qimages/datafile.qcow2" | grep -q "data file: $T/datafile.raw" ||
+    fail "datafile.qcow2 does not name its data file"
+
+# run_qcow2_engine NAME PATH: a qcow2 rule; self-contained images are
+# served, images naming other files are refused with an audit line.
+run_qcow2_engine()
+{
+    local ENGINE=$1 ENGINE_PATH=$2 img
+    write_conf "$ENGINE" "$ENGINE_PATH" "q$ENGINE" qimages qcow2
+    SOCK=$T/q$ENGINE.sock
+    start_vimgd "$T/q$ENGINE.conf" "$SOCK" "$T/q$ENGINE-vimgd.log"
+
+    expect_ok nobody_broker nbd good.qcow2 -- \
+        qemu-img convert -O raw --image-opts "$NBD_OPTS" "$T/out/q$ENGINE.raw"
+    assert_same_file "$T/out/q$ENGINE.raw" "$T/plain.raw" "qcow2 image read through $ENGINE"
+
+    for img in abs-backing rel-backing; do
+        expect_error 1 "'$img.qcow2' references a backing file; images naming other files are not served" \
+            nobody_broker nbd "$img.qcow2" -- \
+            qemu-img convert -O raw --image-opts "$NBD_OPTS" "$T/out/q$ENGINE-$img.raw"
+        grep -q "event=allow-failed op=nbd uid=$(id -u nobody) .*'$img.qcow2' references a backing file" \
+            "$T/q$ENGINE-audit.log" || fail "audit: refusal of $img.qcow2 not logged"
+    done
+    expect_error 1 "'datafile.qcow2' references an external data file" \
+        nobody_broker nbd datafile.qcow2 -- \
+        qemu-img convert -O raw --image-opts "$NBD_OPTS" "$T/out/q$ENGINE-datafile.raw"
+    grep -q "event=allow-failed op=nbd uid=$(id -u nobody) .*'datafile.qcow2' references an external data file" \
+        "$T/q$ENGINE-audit.log" || fail "audit: refusal of datafile.qcow2 not logged"
+    if grep -rqF "$TOPSECRET" "$T/out"; then
+        fail "the root-only file's content reached nobody"
+    fi
+    check_vimgd_log "$T/q$ENGINE-vimgd.log"
+    bg_stop "$VIMGD_PID"
+}
+
 for e in "${ENGINES[@]}"; do
     run_engine "${e%%=*}" "${e#*=}"
+    run_qcow2_engine "${e%%=*}" "${e#*=}"
 done
 echo "PASS: $TEST_NAME"
