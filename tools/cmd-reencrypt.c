@@ -15,6 +15,7 @@
 
 #include "open-image.h"
 #include "progress.h"
+#include "reencrypt-qcow1.h"
 
 static const char reencrypt_help[] =
     "Re-encrypt an image in place with a new master key (a vimg feature).\n"
@@ -140,10 +141,8 @@ run_reencrypt(int argc, char **argv)
         goto out;
     }
     if (strcmp(format, "qcow") == 0) {
-        /* Plain or AES, with or without the key: qcow v1 has no LUKS. */
-        cli_error("qcow version 1 images cannot hold LUKS encryption; use "
-                  "'vimg convert -O qcow2 -o encrypt.format=luks,...' "
-                  "instead");
+        /* qcow v1 has no LUKS: replaced by a qcow2 + LUKS copy. */
+        rc = reencrypt_qcow1(argv[optind], opts, progress, ia.quiet) < 0;
         goto out;
     }
     key_opt = strcmp(format, "qcow2") == 0 ? "encrypt.key-secret"
