@@ -142,7 +142,8 @@ run_reencrypt(int argc, char **argv)
     }
     if (strcmp(format, "qcow") == 0) {
         /* qcow v1 has no LUKS: replaced by a qcow2 + LUKS copy. */
-        rc = reencrypt_qcow1(argv[optind], opts, progress, ia.quiet) < 0;
+        rc = reencrypt_qcow1(argv[optind], opts, progress, ia.quiet,
+                             force) < 0;
         goto out;
     }
     key_opt = strcmp(format, "qcow2") == 0 ? "encrypt.key-secret"

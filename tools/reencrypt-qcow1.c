@@ -132,10 +132,74 @@ open_with_key(const char *path, const char *fmt, const char *key_id,
     return img;
 }
 
+#define SAMPLE_SECTORS 64
+
+/* A 512-byte sector with many distinct byte values: what AES-CBC under a
+ * wrong key gives (about 221 expected); text, code and zeroes have far
+ * fewer. */
+static bool
+looks_random(const unsigned char *p)
+{
+    bool seen[256] = {false};
+    unsigned i, distinct = 0;
+
+    for (i = 0; i < 512; i++) {
+        if (!seen[p[i]]) {
+            seen[p[i]] = true;
+            distinct++;
+        }
+    }
+    return distinct >= 180;
+}
+
+/*
+ * Legacy AES has no key check: a wrong passphrase decrypts to noise.
+ * Refuse (without --force) when every sampled non-zero sector of the top
+ * layer's data, up to SAMPLE_SECTORS, looks random.
+ */
+static int
+check_passphrase(struct vimg_image *src, bool force)
+{
+    unsigned char buf[512];
+    struct vimg_error *err = NULL;
+    uint64_t off = 0, size = vimg_image_size(src), pnum, o;
+    unsigned status, sampled = 0, noise = 0;
+    int r;
+
+    if (force || !vimg_image_encrypted(src)) {
+        return 0;
+    }
+    while (off < size && sampled < SAMPLE_SECTORS) {
+        r = vimg_image_block_status(src, off, size - off, &pnum, &status,
+                                    NULL, &err);
+        if (r < 0) {
+            cli_error_vimg(err, r, NULL);
+            return r;
+        }
+        for (o = off; (status & VIMG_BLOCK_DATA) && o + 512 <= off + pnum &&
+             sampled < SAMPLE_SECTORS; o += 512) {
+            r = vimg_image_pread(src, buf, sizeof(buf), o, &err);
+            if (r < 0) {
+                cli_error_vimg(err, r, NULL);
+                return r;
+            }
+            sampled++;
+            noise += looks_random(buf);
+        }
+        off += pnum;
+    }
+    if (sampled > 0 && noise == sampled) {
+        cli_error("the decrypted data looks random: wrong passphrase? "
+                  "(legacy AES cannot tell; --force migrates anyway)");
+        return -EKEYREJECTED;
+    }
+    return 0;
+}
+
 /* Convert @path into @tmp (qcow2 + LUKS), closed and synced. */
 static int
 convert_to_temp(const char *path, const char *tmp, struct vimg_opts *opts,
-                const char *key_id, bool progress)
+                const char *key_id, bool progress, bool force)
 {
     struct cli_image sspec = {0}, dspec = {0};
     struct vimg_image *src = NULL, *dst = NULL;
@@ -147,7 +211,8 @@ convert_to_temp(const char *path, const char *tmp, struct vimg_opts *opts,
     int r = -EINVAL;
 
     src = open_with_key(path, "qcow", key_id, 0, &sspec);
-    if (!src || create_options(src, opts, &copts) < 0) {
+    if (!src || check_passphrase(src, force) < 0 ||
+        create_options(src, opts, &copts) < 0) {
         goto out;
     }
     r = vimg_image_create(tmp, "qcow2", vimg_image_size(src), copts,
@@ -197,7 +262,7 @@ out:
 
 int
 reencrypt_qcow1(const char *path, struct vimg_opts *opts, bool progress,
-                bool quiet)
+                bool quiet, bool force)
 {
     const char *key_id = vimg_opts_get(opts, "encrypt.key-secret");
     char *tmp = NULL, *dircopy = NULL;
@@ -235,12 +300,7 @@ reencrypt_qcow1(const char *path, struct vimg_opts *opts, bool progress,
         r = -errno;
         goto out;
     }
-    if (!quiet) {
-        fprintf(stderr, CLI_NAME ": note: '%s' is a qcow (version 1) image; "
-                "it is converted to qcow2 with LUKS encryption (the file "
-                "name stays, the format becomes qcow2)\n", path);
-    }
-    r = convert_to_temp(path, tmp, opts, key_id, progress);
+    r = convert_to_temp(path, tmp, opts, key_id, progress, force);
     if (r < 0) {
         /* The original is untouched; do not leave a half copy. */
         unlink(tmp);
@@ -263,6 +323,10 @@ reencrypt_qcow1(const char *path, struct vimg_opts *opts, bool progress,
     if (r < 0) {
         cli_error("Could not sync the directory of '%s': %s", path,
                   strerror(-r));
+    } else if (!quiet) {
+        fprintf(stderr, CLI_NAME ": note: '%s' was a qcow (version 1) "
+                "image; it is now qcow2 with LUKS encryption (the file "
+                "name stays, the format becomes qcow2)\n", path);
     }
 
 out:

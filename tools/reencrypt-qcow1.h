@@ -16,9 +16,10 @@
  *   any, and the new LUKS passphrase) and optional encrypt.* header options.
  * @progress: show -p progress.
  * @quiet: no notes.
+ * @force: migrate even if AES-decrypted data looks random.
  * Return: 0, or -errno after printing the error (the original untouched).
  */
 int reencrypt_qcow1(const char *path, struct vimg_opts *opts, bool progress,
-                    bool quiet);
+                    bool quiet, bool force);
 
 #endif
