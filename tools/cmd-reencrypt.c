@@ -6,7 +6,8 @@
  * encrypt.key-secret=ID for qcow2); the other -o options choose the new
  * header's algorithms and PBKDF2 cost.  The image is opened read-write
  * with that key, then vimg_image_reencrypt() does the work.  An
- * interrupted run is resumed by running the same command again.
+ * interrupted run is resumed by running the same command again.  qcow v1
+ * images are replaced by a qcow2 + LUKS copy (reencrypt-qcow1.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,14 +25,17 @@ static const char reencrypt_help[] =
     "with legacy AES encryption is migrated in place, to qcow2 with LUKS\n"
     "(the AES passphrase becomes the LUKS passphrase; AES cannot tell a\n"
     "wrong passphrase, so check that the image reads correctly first).\n"
+    "A qcow (version 1) image, plain or AES, is replaced by a new qcow2\n"
+    "with LUKS under the same name (FILENAME.reenc-new, synced, renamed\n"
+    "over it; a kill leaves the original; the backing file is kept).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
     "then vimg reads the image correctly and refuses to write to it.\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
-    "  -f FMT                   image format: luks or qcow2 (probed by "
-    "default)\n"
+    "  -f FMT                   image format: luks, qcow2 or qcow\n"
+    "                           (probed by default)\n"
     "  -o OPTIONS               key-secret=ID (qcow2: encrypt.key-secret=ID),"
     " the\n"
     "                           passphrase of the image, which becomes the "
@@ -42,7 +46,9 @@ static const char reencrypt_help[] =
     "                           cipher-alg, cipher-mode, ivgen-alg, "
     "ivgen-hash-alg,\n"
     "                           hash-alg, iter-time=MS, iter-count=N\n"
-    "  --force                  drop key slots other than the one opened\n"
+    "  --force                  drop key slots other than the one opened;\n"
+    "                           qcow AES: migrate even if the data looks "
+    "random\n"
     "  -p                       show progress\n"
     "  -q                       quiet\n"
     "  -h, --help               show this help\n";
