@@ -370,6 +370,41 @@ PYEOF
 refuse dup.qcow2 "is used at guest offsets 0 and 0x10000" "${OBJS[@]}" -o encrypt.key-secret=s0
 echo "ok AES qcow2 with one host cluster at two guest offsets is refused"
 
+# Legacy AES has no key check: a wrong passphrase would turn every cluster
+# into garbage under the new key.  vimg decrypts a sample first and refuses
+# when all of it looks random (qemu-io pattern data is anything but).
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 wk.qcow2 8M
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts wk.qcow2)" \
+    -c "write -P 0x11 0 1M" -c "write -P 0x22 5M 64k"
+cp wk.qcow2 wk.qcow2.orig
+refuse wk.qcow2 "The decrypted data of 'wk.qcow2' looks random: wrong passphrase?" \
+    "${OBJS[@]}" -o encrypt.key-secret=s2,encrypt.iter-count=1000
+expect_ok qemu-img compare "${OBJS[@]}" --image-opts "$(aopts wk.qcow2.orig)" \
+    "$(aopts wk.qcow2)"
+expect_ok qemu-img info wk.qcow2
+grep_last "format: aes"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000 \
+    wk.qcow2
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts wk.qcow2)" \
+    -c "read -P 0x11 0 1M" -c "read -P 0x22 5M 64k"
+echo "ok AES qcow2 with a wrong passphrase is refused, untouched; the right one migrates"
+
+# Guest data that really is random looks like a wrong key: refused unless
+# --force, which migrates it unchanged.
+random_file rnd.raw 2
+expect_ok qemu-img convert "${OBJS[@]}" -f raw -O qcow2 \
+    -o encrypt.format=aes,encrypt.key-secret=s0 rnd.raw rnd.qcow2
+refuse rnd.qcow2 "looks random: wrong passphrase? (--force if the guest data really is random)" \
+    "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000
+expect_ok "$VIMG" reencrypt --force "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 rnd.qcow2
+[ ! -e rnd.qcow2.reenc ] || fail "random: journal left"
+expect_ok qemu-img info rnd.qcow2
+grep_last "format: luks"
+same_data rnd.raw "$(aopts rnd.qcow2)" "random: data changed by the forced migration"
+echo "ok AES qcow2 with random guest data: refused, migrated with --force, same data"
+
 # ---- an unfinished run: reads work, writes are refused ------------------------------
 cp q.luks.orig u.luks
 { VIMG_FAILPOINT=write:6:crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
