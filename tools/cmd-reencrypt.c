@@ -26,7 +26,8 @@ static const char reencrypt_help[] =
     "all looks random, as with a wrong passphrase).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
-    "then vimg reads the image correctly and refuses to write to it.\n"
+    "then vimg reads the image correctly and refuses to open it read-write\n"
+    "(writes, snapshots, resize, amend, check -r, rebase, commit).\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
@@ -187,7 +188,9 @@ run_reencrypt(int argc, char **argv)
             goto out;
         }
     }
-    if (cli_image_open(&spec, VIMG_OPEN_RDWR, &img) < 0) {
+    /* The one writer allowed while a journal exists: it resumes it. */
+    if (cli_image_open(&spec, VIMG_OPEN_RDWR | VIMG_OPEN_REENCRYPT,
+                       &img) < 0) {
         goto out;
     }
 
