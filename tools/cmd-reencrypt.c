@@ -21,11 +21,13 @@ static const char reencrypt_help[] =
     "Raw LUKS1 volumes and qcow2 images with LUKS encryption are supported;\n"
     "an unencrypted qcow2 image is encrypted in place, and a qcow2 image\n"
     "with legacy AES encryption is migrated in place, to qcow2 with LUKS\n"
-    "(the AES passphrase becomes the LUKS passphrase; AES cannot tell a\n"
-    "wrong passphrase, so check that the image reads correctly first).\n"
+    "(the AES passphrase becomes the LUKS passphrase; AES has no key check,\n"
+    "so a sample of the data is decrypted first and the run refused if it\n"
+    "all looks random, as with a wrong passphrase).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
-    "then vimg reads the image correctly and refuses to write to it.\n"
+    "then vimg reads the image correctly and refuses to open it read-write\n"
+    "(writes, snapshots, resize, amend, check -r, rebase, commit).\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
@@ -41,7 +43,9 @@ static const char reencrypt_help[] =
     "                           cipher-alg, cipher-mode, ivgen-alg, "
     "ivgen-hash-alg,\n"
     "                           hash-alg, iter-time=MS, iter-count=N\n"
-    "  --force                  drop key slots other than the one opened\n"
+    "  --force                  drop key slots other than the one opened;\n"
+    "                           legacy AES: migrate even if the data looks\n"
+    "                           random\n"
     "  -p                       show progress\n"
     "  -q                       quiet\n"
     "  -h, --help               show this help\n";
@@ -161,7 +165,9 @@ run_reencrypt(int argc, char **argv)
             goto out;
         }
     }
-    if (cli_image_open(&spec, VIMG_OPEN_RDWR, &img) < 0) {
+    /* The one writer allowed while a journal exists: it resumes it. */
+    if (cli_image_open(&spec, VIMG_OPEN_RDWR | VIMG_OPEN_REENCRYPT,
+                       &img) < 0) {
         goto out;
     }
 
