@@ -120,6 +120,11 @@ struct vimg_image;
                                  qcow2 image opens read-write as it is (other
                                  read-write opens repair a dirty image first
                                  and refuse a corrupt one, as qemu does) */
+#define VIMG_OPEN_REENCRYPT 0x8  /* for vimg_image_reencrypt() only: open
+                                 read-write although an unfinished
+                                 re-encryption journal (FILENAME.reenc)
+                                 exists; every other read-write open of
+                                 such an image is refused */
 
 /* Block status bits (vimg_image_block_status). */
 #define VIMG_BLOCK_DATA       0x1  /* allocated in this layer, holds data    */
@@ -144,8 +149,10 @@ struct vimg_image;
  * @flags: VIMG_OPEN_*.
  * Without VIMG_OPEN_NO_IO an encrypted image needs its key; there is no
  * way to obtain a readable handle on an encrypted image without one.
+ * With VIMG_OPEN_RDWR (and not VIMG_OPEN_REENCRYPT), a qcow2 or luks image
+ * with an unfinished re-encryption journal is refused with -EBUSY.
  * Return: 0, -EPERM wrong passphrase, -EINVAL bad header/option, -ENOTSUP,
- *   -ENOENT, -EIO ...
+ *   -EBUSY, -ENOENT, -EIO ...
  */
 VIMG_API int vimg_image_open(const char *filename, const char *format,
                              struct vimg_opts *opts,

@@ -28,7 +28,13 @@
 #   qemu-io writes to it afterwards; an unfinished run reads correctly and
 #   refuses writes;
 # - while a run is unfinished vimg reads the image correctly, refuses
-#   writes and amend; -p shows progress; --help.
+#   writes and amend; every read-write open (io, snapshot -c/-d/-a, resize,
+#   check -r, amend, rebase -u, commit, convert -n) of a killed run is
+#   refused with the image and journal byte-identical (cmp), and the resume
+#   completes; -p shows progress; --help.
+# - a wrong passphrase for a legacy AES migration (qemu-io pattern data) is
+#   refused, image unchanged (qemu-img compare); random guest data made by
+#   qemu-img convert is refused without --force and migrates with it.
 
 . "${SRCDIR:-$(dirname "$0")}/functions.sh"
 
@@ -252,8 +258,8 @@ expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=p-
     "$(qopts pu.qcow2)"
 expect_error 2 "Encryption of '$TEST_TMP/pu.qcow2' is unfinished" \
     "$VIMG" compare -f raw p-active.raw "$TEST_TMP/pu.qcow2"
-run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(qopts pu.qcow2)" -c "write -P 1 0 512"
-grep_last "write failed: Re-encryption is unfinished; run 'vimg reencrypt' to complete it"
+expect_error 1 "Re-encryption of 'pu.qcow2' is unfinished; run 'vimg reencrypt' to complete it" \
+    "$VIMG" io "${OBJS[@]}" --image-opts "$(qopts pu.qcow2)" -c "write -P 1 0 512"
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 pu.qcow2
 same_data p-active.raw "$(qopts pu.qcow2)" "plain: resumed image differs"
 echo "ok plain qcow2, unfinished run: vimg reads correctly, refuses writes; resume completes"
@@ -342,10 +348,28 @@ expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=a-
 expect_ok "$VIMG" convert "${OBJS[@]}" -l snapshot.name=snap1 \
     --image-opts "$(aopts au.qcow2)" -O raw au-snap.raw
 assert_same_file a-snap.raw au-snap.raw "aes: unfinished run, snapshot read by vimg"
-run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" -c "write -P 1 0 512"
-grep_last "write failed: Device or resource busy"
-run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" -c "write -z 0 64k"
-grep_last "write failed: Device or resource busy"
+expect_ok "$VIMG" io -r "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" -c "read -P 0x11 0 512"
+# Every read-write open is refused, with or without the key (metadata
+# changes too: they would race the resume), and the image stays as it is.
+cp au.qcow2 au.qcow2.mid
+cp au.qcow2.reenc au.qcow2.reenc.mid
+busy="Re-encryption of 'au.qcow2' is unfinished; run 'vimg reencrypt' to complete it"
+expect_error 1 "$busy" "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" \
+    -c "write -P 1 0 512"
+expect_error 1 "$busy" "$VIMG" io "${OBJS[@]}" --image-opts "$(aopts au.qcow2)" \
+    -c "write -z 0 64k"
+expect_error 1 "$busy" "$VIMG" snapshot -c snap2 au.qcow2
+expect_error 1 "$busy" "$VIMG" snapshot -d snap1 au.qcow2
+expect_error 1 "$busy" "$VIMG" snapshot -a snap1 au.qcow2
+expect_error 1 "$busy" "$VIMG" resize au.qcow2 32M
+expect_error 1 "$busy" "$VIMG" check -r all au.qcow2
+expect_error 1 "$busy" "$VIMG" amend -o lazy_refcounts=on au.qcow2
+expect_error 1 "$busy" "$VIMG" rebase -u -b "" au.qcow2
+expect_error 1 "$busy" "$VIMG" commit "${OBJS[@]}" --image-opts "$(aopts au.qcow2)"
+cmp au.qcow2 au.qcow2.mid || fail "aes: a refused command changed the image"
+cmp au.qcow2.reenc au.qcow2.reenc.mid || fail "aes: a refused command changed the journal"
+expect_ok "$VIMG" snapshot -l au.qcow2
+expect_ok "$VIMG" check au.qcow2
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0 au.qcow2
 same_data a-active.raw "$(aopts au.qcow2)" "aes: resumed image differs"
 expect_ok qemu-img check "${OBJS[@]}" --image-opts "$(aopts au.qcow2)"
@@ -366,6 +390,41 @@ PYEOF
 refuse dup.qcow2 "is used at guest offsets 0 and 0x10000" "${OBJS[@]}" -o encrypt.key-secret=s0
 echo "ok AES qcow2 with one host cluster at two guest offsets is refused"
 
+# Legacy AES has no key check: a wrong passphrase would turn every cluster
+# into garbage under the new key.  vimg decrypts a sample first and refuses
+# when all of it looks random (qemu-io pattern data is anything but).
+expect_ok qemu-img create -q -f qcow2 "${OBJS[@]}" \
+    -o encrypt.format=aes,encrypt.key-secret=s0 wk.qcow2 8M
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts wk.qcow2)" \
+    -c "write -P 0x11 0 1M" -c "write -P 0x22 5M 64k"
+cp wk.qcow2 wk.qcow2.orig
+refuse wk.qcow2 "The decrypted data of 'wk.qcow2' looks random: wrong passphrase?" \
+    "${OBJS[@]}" -o encrypt.key-secret=s2,encrypt.iter-count=1000
+expect_ok qemu-img compare "${OBJS[@]}" --image-opts "$(aopts wk.qcow2.orig)" \
+    "$(aopts wk.qcow2)"
+expect_ok qemu-img info wk.qcow2
+grep_last "format: aes"
+expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000 \
+    wk.qcow2
+expect_ok qemu-io "${OBJS[@]}" --image-opts "$(aopts wk.qcow2)" \
+    -c "read -P 0x11 0 1M" -c "read -P 0x22 5M 64k"
+echo "ok AES qcow2 with a wrong passphrase is refused, untouched; the right one migrates"
+
+# Guest data that really is random looks like a wrong key: refused unless
+# --force, which migrates it unchanged.
+random_file rnd.raw 2
+expect_ok qemu-img convert "${OBJS[@]}" -f raw -O qcow2 \
+    -o encrypt.format=aes,encrypt.key-secret=s0 rnd.raw rnd.qcow2
+refuse rnd.qcow2 "looks random: wrong passphrase? (--force if the guest data really is random)" \
+    "${OBJS[@]}" -o encrypt.key-secret=s0,encrypt.iter-count=1000
+expect_ok "$VIMG" reencrypt --force "${OBJS[@]}" \
+    -o encrypt.key-secret=s0,encrypt.iter-count=1000 rnd.qcow2
+[ ! -e rnd.qcow2.reenc ] || fail "random: journal left"
+expect_ok qemu-img info rnd.qcow2
+grep_last "format: luks"
+same_data rnd.raw "$(aopts rnd.qcow2)" "random: data changed by the forced migration"
+echo "ok AES qcow2 with random guest data: refused, migrated with --force, same data"
+
 # ---- an unfinished run: reads work, writes are refused ------------------------------
 cp q.luks.orig u.luks
 { VIMG_FAILPOINT=write:6:crash run_cmd "$VIMG" reencrypt "${OBJS[@]}" \
@@ -374,14 +433,15 @@ assert_eq "$LAST_RC" 137 "failpoint crash"
 [ -e u.luks.reenc ] || fail "no journal after an interrupted run"
 expect_ok "$VIMG" compare "${OBJS[@]}" --image-opts "driver=raw,file.filename=data.raw" \
     "$(lopts u.luks)"
-run_cmd "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts u.luks)" -c "write -P 1 0 512"
-grep_last "write failed: Re-encryption of '"
-grep_last "u.luks' is unfinished; run 'vimg reencrypt' to complete it"
-expect_error 1 "error while writing at byte 0: Re-encryption of '" \
-    "$VIMG" convert -n "${OBJS[@]}" -f raw data.raw --target-image-opts "$(lopts u.luks)"
-grep_last "u.luks' is unfinished; run 'vimg reencrypt' to complete it" stderr
+cp u.luks u.luks.mid
+expect_error 1 "is unfinished" "$VIMG" io "${OBJS[@]}" --image-opts "$(lopts u.luks)" \
+    -c "write -P 1 0 512"
+expect_error 1 "is unfinished" "$VIMG" resize "${OBJS[@]}" --image-opts "$(lopts u.luks)" 16M
+expect_error 1 "is unfinished" "$VIMG" convert -n "${OBJS[@]}" \
+    -f raw data.raw --target-image-opts "$(lopts u.luks)"
 expect_error 1 "is unfinished" "$VIMG" amend "${OBJS[@]}" \
     -o state=active,new-secret=s2,iter-count=1000 --image-opts "$(lopts u.luks)"
+cmp u.luks u.luks.mid || fail "a refused command changed u.luks"
 expect_ok "$VIMG" reencrypt "${OBJS[@]}" -o key-secret=s0 u.luks
 [ ! -e u.luks.reenc ] || fail "journal left after resume"
 same_data data.raw "$(lopts u.luks)" "resumed image differs"

@@ -23,14 +23,16 @@ static const char reencrypt_help[] =
     "Raw LUKS1 volumes and qcow2 images with LUKS encryption are supported;\n"
     "an unencrypted qcow2 image is encrypted in place, and a qcow2 image\n"
     "with legacy AES encryption is migrated in place, to qcow2 with LUKS\n"
-    "(the AES passphrase becomes the LUKS passphrase; AES cannot tell a\n"
-    "wrong passphrase, so check that the image reads correctly first).\n"
+    "(the AES passphrase becomes the LUKS passphrase; AES has no key check,\n"
+    "so a sample of the data is decrypted first and the run refused if it\n"
+    "all looks random, as with a wrong passphrase).\n"
     "A qcow (version 1) image, plain or AES, is replaced by a new qcow2\n"
     "with LUKS under the same name (FILENAME.reenc-new, synced, renamed\n"
     "over it; a kill leaves the original; the backing file is kept).\n"
     "Progress is journaled in FILENAME.reenc: after an interruption (even\n"
     "kill -9 or a power cut) run the same command again to finish.  Until\n"
-    "then vimg reads the image correctly and refuses to write to it.\n"
+    "then vimg reads the image correctly and refuses to open it read-write\n"
+    "(writes, snapshots, resize, amend, check -r, rebase, commit).\n"
     "\n"
     "Options:\n"
     "  --object OBJECTDEF       define a secret (repeatable); see vimg(1)\n"
@@ -47,8 +49,9 @@ static const char reencrypt_help[] =
     "ivgen-hash-alg,\n"
     "                           hash-alg, iter-time=MS, iter-count=N\n"
     "  --force                  drop key slots other than the one opened;\n"
-    "                           qcow AES: migrate even if the data looks "
-    "random\n"
+    "                           legacy AES (qcow2 or qcow): migrate even "
+    "if the\n"
+    "                           data looks random\n"
     "  -p                       show progress\n"
     "  -q                       quiet\n"
     "  -h, --help               show this help\n";
@@ -167,7 +170,9 @@ run_reencrypt(int argc, char **argv)
             goto out;
         }
     }
-    if (cli_image_open(&spec, VIMG_OPEN_RDWR, &img) < 0) {
+    /* The one writer allowed while a journal exists: it resumes it. */
+    if (cli_image_open(&spec, VIMG_OPEN_RDWR | VIMG_OPEN_REENCRYPT,
+                       &img) < 0) {
         goto out;
     }
 

@@ -110,6 +110,21 @@ qcowaes_decrypt(struct qcowaes *h, uint64_t sector, void *buf, size_t len)
     return sector_crypt(h, sector, buf, len, false);
 }
 
+bool
+qcowaes_looks_random(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    uint32_t count[256] = {0};
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (++count[p[i]] >= QCOWAES_STRUCTURED_MIN) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void
 qcowaes_free(struct qcowaes *h)
 {

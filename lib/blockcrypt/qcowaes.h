@@ -17,6 +17,7 @@
 #ifndef VIMG_QCOWAES_H
 #define VIMG_QCOWAES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,25 @@ int qcowaes_encrypt(struct qcowaes *h, uint64_t sector, void *buf, size_t len);
 
 /** qcowaes_decrypt - the inverse of qcowaes_encrypt (same rules). */
 int qcowaes_decrypt(struct qcowaes *h, uint64_t sector, void *buf, size_t len);
+
+/*
+ * Legacy AES has no key check: a wrong password decrypts every sector to
+ * uniformly random bytes.  A block of real data almost always has some
+ * byte value far more frequent than chance (zeroes, padding, text).
+ * QCOWAES_STRUCTURED_MIN is the count that proves it: in 4096 random bytes
+ * each value appears 16 times on average, and 64 or more with probability
+ * about 1e-19 (Poisson tail), so even 64 wrong-key blocks of 256 values
+ * each pass with probability below 1e-14; real data needs only 64 equal
+ * bytes in one block (1.6%, e.g. a short run of zeroes).
+ */
+#define QCOWAES_STRUCTURED_MIN 64
+
+/**
+ * qcowaes_looks_random - whether @buf (@len bytes) has no byte value that
+ * occurs QCOWAES_STRUCTURED_MIN times or more, i.e. could be what a wrong
+ * password decrypts to.
+ */
+bool qcowaes_looks_random(const void *buf, size_t len);
 
 /** qcowaes_free - wipe the key and release @h (NULL is a no-op). */
 void qcowaes_free(struct qcowaes *h);

@@ -29,6 +29,7 @@
 
 #include "bytes.h"
 #include "internal.h"
+#include "reencrypt.h"
 
 static const struct vimg_format_ops *const formats[] = {
     &vimg_format_raw,
@@ -152,7 +153,7 @@ vimg_image_open(const char *filename, const char *format,
         return vimg_error_set(errp, -EINVAL, "No filename given");
     }
     if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO |
-                            VIMG_OPEN_CHECK)) {
+                            VIMG_OPEN_CHECK | VIMG_OPEN_REENCRYPT)) {
         return vimg_error_set(errp, -EINVAL, "Unknown open flags 0x%x", flags);
     }
     if (format) {
@@ -173,6 +174,14 @@ vimg_image_open(const char *filename, const char *format,
             return vimg_error_set(errp, -ENOTSUP, "Unknown driver '%s'",
                                   probed);
         }
+    }
+    /* Only `vimg reencrypt` may change an image whose re-encryption is
+     * unfinished: any other writer (even metadata only, without the key:
+     * snapshots, resize, repairs) would race the resume.  Checked before
+     * the format opens it, as that may already write (a dirty qcow2). */
+    if ((flags & VIMG_OPEN_RDWR) && !(flags & VIMG_OPEN_REENCRYPT) &&
+        ops->reencrypt && reenc_pending(filename)) {
+        return reenc_busy_error(filename, errp);
     }
     if (!opts) {
         own_opts = vimg_opts_new();

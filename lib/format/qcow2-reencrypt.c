@@ -256,6 +256,69 @@ data_extents(struct vimg_image *img, struct reenc_extent **out, size_t *n,
     return 0;
 }
 
+#define AES_SAMPLES     64
+#define AES_SAMPLE_LEN  4096
+
+/*
+ * Legacy AES has no key check, so before a migration starts, decrypt the
+ * first 4 KiB of up to AES_SAMPLES data clusters spread over @ext and
+ * refuse if every one looks uniformly random (qcowaes_looks_random): that
+ * is what a wrong passphrase gives, and migrating would make the garbage
+ * permanent under the new key.  Real data has some structured block.
+ */
+static int
+aes_check_key(struct vimg_image *img, const struct reenc_extent *ext,
+              size_t n, struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    uint64_t total = 0, want, k, idx, first = 0;
+    uint8_t *buf;
+    size_t e = 0;
+    int r;
+
+    for (e = 0; e < n; e++) {
+        total += DIV_ROUND_UP(ext[e].len, s->cluster_size);
+    }
+    if (total == 0) {
+        return 0;                       /* no data: nothing to garble */
+    }
+    buf = malloc(AES_SAMPLE_LEN);
+    if (!buf) {
+        return vimg_error_set(errp, -ENOMEM, "Out of memory");
+    }
+    want = MIN(total, (uint64_t)AES_SAMPLES);
+    e = 0;
+    for (k = 0; k < want; k++) {
+        uint64_t rel, len;
+
+        idx = k * total / want;         /* cluster number over all extents */
+        while (idx >= first + DIV_ROUND_UP(ext[e].len, s->cluster_size)) {
+            first += DIV_ROUND_UP(ext[e].len, s->cluster_size);
+            e++;
+        }
+        rel = (idx - first) * s->cluster_size;
+        len = MIN((uint64_t)AES_SAMPLE_LEN, ext[e].len - rel);
+        r = full_pread(img->fd, buf, len, ext[e].off + rel);
+        if (r == 0) {
+            r = qcowaes_decrypt(s->aes, (ext[e].guest + rel) / 512, buf, len);
+        }
+        if (r < 0) {
+            free(buf);
+            return vimg_error_set(errp, r, "Could not read data at host "
+                                  "offset %#" PRIx64 ": %s", ext[e].off + rel,
+                                  strerror(-r));
+        }
+        if (!qcowaes_looks_random(buf, len)) {
+            free(buf);
+            return 0;
+        }
+    }
+    free(buf);
+    return vimg_error_set(errp, -EINVAL, "The decrypted data of '%s' looks "
+                          "random: wrong passphrase? (--force if the guest "
+                          "data really is random)", img->filename);
+}
+
 /* The new header's settings: the old ones unless -o encrypt.X names others. */
 static int
 take_params(struct vimg_opts *opts, struct luks1_create_params *p,
@@ -520,6 +583,10 @@ qcow2_reencrypt(struct vimg_image *img, struct vimg_opts *opts,
     r = qcow2_metadata_flush(img, errp);
     if (r == 0 && !reenc_finishing(s->reenc)) {
         r = data_extents(img, &ext, &n, errp);
+    }
+    /* A new AES migration (a resume's journal header checks the key). */
+    if (r == 0 && aes && !s->reenc && !force) {
+        r = aes_check_key(img, ext, n, errp);
     }
     if (r == 0) {
         r = secrets ? secret_get_password(secrets, key_id, &pw, &pwlen, errp)

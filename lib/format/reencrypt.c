@@ -383,6 +383,29 @@ reenc_exists(const char *filename)
     return r;
 }
 
+bool
+reenc_pending(const char *filename)
+{
+    char *p = journal_path(filename, ".reenc");
+    uint8_t sb[2][J_SB_SIZE];
+    struct reenc tmp;
+    bool r = false;
+    int fd, i;
+
+    fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+    free(p);
+    if (fd < 0) {
+        return false;
+    }
+    if (full_pread_zero(fd, sb, sizeof(sb), 0) == 0) {
+        for (i = 0; i < 2 && !r; i++) {
+            r = sb_decode(&tmp, sb[i]) != 0;
+        }
+    }
+    close(fd);
+    return r;
+}
+
 void
 reenc_header_area(const struct reenc *j, uint64_t *off, uint64_t *len)
 {

@@ -65,6 +65,13 @@ void reenc_free(struct reenc *j);
 /** reenc_exists - whether @filename has a journal (FILENAME.reenc). */
 bool reenc_exists(const char *filename);
 
+/**
+ * reenc_pending - whether @filename has a journal with a valid superblock
+ * (magic and checksum; no passphrase needed): an unfinished run that only
+ * `vimg reencrypt` may continue.
+ */
+bool reenc_pending(const char *filename);
+
 /** reenc_header_area - where the journal's new header area goes. */
 void reenc_header_area(const struct reenc *j, uint64_t *off, uint64_t *len);
 

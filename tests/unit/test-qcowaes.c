@@ -170,6 +170,41 @@ test_errors(void)
     ok(qcowaes_new("", 0, NULL, NULL) == -EINVAL, "NULL out: -EINVAL");
 }
 
+/* The wrong-password guard of `vimg reencrypt` (legacy AES migration). */
+static void
+test_looks_random(void)
+{
+    static uint8_t buf[4096];
+    struct qcowaes *right = NULL, *wrong = NULL;
+    size_t i;
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t)i;            /* every value 16 times */
+    }
+    ok(qcowaes_looks_random(buf, sizeof(buf)), "flat histogram: random");
+    for (i = 0; i < 47; i++) {
+        buf[1 + i * 80] = 0;            /* 0x00 now 63 times */
+    }
+    ok(qcowaes_looks_random(buf, sizeof(buf)), "63 equal bytes: random");
+    buf[1 + 47 * 80] = 0;
+    ok(!qcowaes_looks_random(buf, sizeof(buf)), "64 equal bytes: structured");
+
+    memset(buf, 0, sizeof(buf));
+    memcpy(buf + 1000, "hello", 5);
+    ok(qcowaes_new("right", 5, &right, NULL) == 0 &&
+       qcowaes_new("wrong", 5, &wrong, NULL) == 0, "two keys");
+    qcowaes_encrypt(right, 8, buf, sizeof(buf));
+    ok(qcowaes_looks_random(buf, sizeof(buf)), "ciphertext looks random");
+    qcowaes_decrypt(wrong, 8, buf, sizeof(buf));
+    ok(qcowaes_looks_random(buf, sizeof(buf)), "wrong key: random");
+    qcowaes_encrypt(wrong, 8, buf, sizeof(buf));
+    qcowaes_decrypt(right, 8, buf, sizeof(buf));
+    ok(!qcowaes_looks_random(buf, sizeof(buf)) && buf[0] == 0 &&
+       memcmp(buf + 1000, "hello", 5) == 0, "right key: structured");
+    qcowaes_free(right);
+    qcowaes_free(wrong);
+}
+
 int
 main(void)
 {
@@ -177,5 +212,6 @@ main(void)
     test_vectors();
     test_long_password();
     test_errors();
+    test_looks_random();
     return tap_done();
 }
