@@ -94,14 +94,15 @@ struct export {
     bool readonly;
     struct vimg_image *img;     /* the primary handle */
     pthread_mutex_t lock;       /* serialises qcow2/qcow on img */
-    /* raw/LUKS: a pool of handles; pool[0] is img.  Guarded by pool_lock;
-     * pool_n only grows (the opener thread appends). */
+    /* raw/LUKS: a pool of handles; pool[0] is img.  pool_n only grows:
+     * the opener thread fills pool[pool_n] and then publishes the new count
+     * (release/acquire atomics); pool_lock serialises appends.  A request
+     * owns handle i while it holds hlock[i]. */
     bool pooled;
     pthread_rwlock_t rw;        /* exclusive for unaligned writes */
     pthread_mutex_t pool_lock;
-    pthread_cond_t pool_cond;
     struct vimg_image *pool[HANDLES_MAX];
-    bool busy[HANDLES_MAX];
+    pthread_mutex_t hlock[HANDLES_MAX];
     size_t pool_n;
 };
 
@@ -156,7 +157,9 @@ vimg_plugin_unload(void)
         pthread_mutex_destroy(&ex->lock);
         pthread_rwlock_destroy(&ex->rw);
         pthread_mutex_destroy(&ex->pool_lock);
-        pthread_cond_destroy(&ex->pool_cond);
+        for (j = 0; j < HANDLES_MAX; j++) {
+            pthread_mutex_destroy(&ex->hlock[j]);
+        }
         free(ex->name);
         free(ex->file);
         free(ex->format);
@@ -306,7 +309,9 @@ vimg_plugin_config(const char *key, const char *value)
         pthread_mutex_init(&last->lock, NULL);
         init_rwlock(&last->rw);
         pthread_mutex_init(&last->pool_lock, NULL);
-        pthread_cond_init(&last->pool_cond, NULL);
+        for (size_t k = 0; k < HANDLES_MAX; k++) {
+            pthread_mutex_init(&last->hlock[k], NULL);
+        }
         n_exports++;
         last->file = nbdkit_realpath(value);
         return last->file ? 0 : -1;
@@ -489,9 +494,7 @@ opener_main(void *arg)
             }
             pthread_mutex_lock(&ex->pool_lock);
             ex->pool[ex->pool_n] = img;
-            ex->busy[ex->pool_n] = false;
-            ex->pool_n++;
-            pthread_cond_signal(&ex->pool_cond);
+            __atomic_store_n(&ex->pool_n, ex->pool_n + 1, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&ex->pool_lock);
             nbdkit_debug("%s: %zu image handles", ex->file, ex->pool_n);
         }
@@ -657,32 +660,38 @@ vimg_plugin_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
     return 0;
 }
 
-/* Borrow a free handle of a pooled export (waits while all are busy). */
+/*
+ * Borrow a free handle of a pooled export: try each handle's lock without
+ * blocking, starting with the one this thread used last (it is usually
+ * free and its cipher contexts are warm in this CPU's cache); when all are
+ * busy, wait for that one.  One futex per request at most, no condition
+ * variable hand-off between nbdkit's threads.
+ */
+static __thread size_t pool_hint;
+
 static size_t
 pool_get(struct export *ex)
 {
+    size_t n = __atomic_load_n(&ex->pool_n, __ATOMIC_ACQUIRE);
+    size_t start = pool_hint % n;
     size_t i;
 
-    pthread_mutex_lock(&ex->pool_lock);
-    for (;;) {
-        for (i = 0; i < ex->pool_n; i++) {
-            if (!ex->busy[i]) {
-                ex->busy[i] = true;
-                pthread_mutex_unlock(&ex->pool_lock);
-                return i;
-            }
+    for (i = 0; i < n; i++) {
+        size_t k = (start + i) % n;
+
+        if (pthread_mutex_trylock(&ex->hlock[k]) == 0) {
+            pool_hint = k;
+            return k;
         }
-        pthread_cond_wait(&ex->pool_cond, &ex->pool_lock);
     }
+    pthread_mutex_lock(&ex->hlock[start]);
+    return start;
 }
 
 static void
 pool_put(struct export *ex, size_t i)
 {
-    pthread_mutex_lock(&ex->pool_lock);
-    ex->busy[i] = false;
-    pthread_cond_signal(&ex->pool_cond);
-    pthread_mutex_unlock(&ex->pool_lock);
+    pthread_mutex_unlock(&ex->hlock[i]);
 }
 
 /*
