@@ -18,7 +18,7 @@ fi
 export VIMG_NBDKIT_PLUGIN
 # A sanitizer-built plugin loads into the uninstrumented nbdkit only with
 # the sanitizer runtime preloaded.
-if ldd "$VIMG_NBDKIT_PLUGIN" 2>/dev/null | grep -q libasan; then
+if ldd "$VIMG_NBDKIT_PLUGIN" 2>/dev/null | grep libasan >/dev/null; then
     SERVE_PRELOAD=$(gcc -print-file-name=libasan.so)
     export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0
 else

@@ -25,7 +25,7 @@ requires qemu-img
 VIMG_SERVE=${VIMG_SERVE:-$VIMG}
 ENGINES=()
 SERVE_PLUGIN=$(dirname "$VIMG_SERVE")/../server/nbdkit-vimg-plugin.so
-if ldd "$SERVE_PLUGIN" 2>/dev/null | grep -q libasan; then
+if ldd "$SERVE_PLUGIN" 2>/dev/null | grep libasan >/dev/null; then
     # vimgd gives its servers a clean environment: no LD_PRELOAD of the
     # sanitizer runtime, without which nbdkit cannot load this plugin
     echo "SKIPPED CASE: vimg serve --fd: sanitizer build of the nbdkit plugin"

@@ -26,8 +26,8 @@ requires_vimg
 [ "$VIMG_IS_QEMU" = 0 ] || skip "valgrind checks are for vimg"
 requires valgrind
 VIMG_PATH=$(command -v "$VIMG")
-if ldd "$VIMG_PATH" 2>/dev/null | grep -q 'libasan\|libclang_rt.asan' ||
-        nm -D "$VIMG_PATH" 2>/dev/null | grep -q '__asan_init'; then
+if ldd "$VIMG_PATH" 2>/dev/null | grep 'libasan\|libclang_rt.asan' >/dev/null ||
+        nm -D "$VIMG_PATH" 2>/dev/null | grep '__asan_init' >/dev/null; then
     skip "$VIMG is built with AddressSanitizer; valgrind cannot run it"
 fi
 
