@@ -29,7 +29,7 @@ if ldd "$SERVE_PLUGIN" 2>/dev/null | grep libasan >/dev/null; then
     # vimgd gives its servers a clean environment: no LD_PRELOAD of the
     # sanitizer runtime, without which nbdkit cannot load this plugin
     echo "SKIPPED CASE: vimg serve --fd: sanitizer build of the nbdkit plugin"
-elif "$VIMG_SERVE" serve --help 2>&1 | grep -q -- '--fd'; then
+elif "$VIMG_SERVE" serve --help 2>&1 | grep -- '--fd' >/dev/null; then
     ENGINES+=("vimg=$VIMG_SERVE")
 else
     echo "SKIPPED CASE: vimg serve --fd: $VIMG_SERVE has no 'serve --fd'"

@@ -20,7 +20,7 @@ requires cc
 SAN=()
 lib=$(find "$BUILDDIR/lib" -maxdepth 1 -name 'libvimg.so*' | head -1)
 [ -n "$lib" ] || skip "libvimg.so not built"
-if readelf -d "$lib" 2>/dev/null | grep -q 'libasan'; then
+if readelf -d "$lib" 2>/dev/null | grep 'libasan' >/dev/null; then
     SAN=(-fsanitize=address,undefined)
 fi
 
