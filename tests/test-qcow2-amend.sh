@@ -25,15 +25,6 @@ requires qemu-io
 requires_vimg
 [ "$VIMG_IS_QEMU" = 1 ] && skip "needs vimg (compares against qemu-img)"
 
-qcheck()
-{
-    run_cmd qemu-img check "$@"
-    if [ "$LAST_RC" != 0 ]; then
-        _show_last qemu-img check "$@"
-        fail "qemu-img check $*: exit code $LAST_RC"
-    fi
-}
-
 expect_ok qemu-img create -f raw base.raw 8M
 expect_ok qemu-io -f raw -c 'write -P 9 0 8M' base.raw
 
