@@ -212,10 +212,8 @@ rewrite_header(struct vimg_image *img, uint32_t version,
         r = vimg_error_set(errp, -ENOMEM, "Out of memory");
         goto out;
     }
-    r = full_pread_zero(img->fd, old, cs, 0);
+    r = qcow2_read_header_cluster(img, old, errp);
     if (r < 0) {
-        r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
-                           strerror(-r));
         goto out;
     }
     hl = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;

@@ -105,6 +105,16 @@ get_password(struct vimg_secrets *secrets, const char *id, char **pw,
  * journal and its new header (unlocked with the same passphrase); reads
  * then go through qcow2_aes_reenc_decrypt, writes are refused.
  */
+/* Forget a half-opened LUKS header and journal after a failed open. */
+static void
+drop_luks(struct qcow2_state *s)
+{
+    luks1_free(s->luks);
+    s->luks = NULL;
+    reenc_free(s->reenc);
+    s->reenc = NULL;
+}
+
 static int
 aes_open_journal(struct vimg_image *img, const char *pw, size_t pwlen,
                  struct vimg_error **errp)
@@ -127,10 +137,7 @@ aes_open_journal(struct vimg_image *img, const char *pw, size_t pwlen,
         r = r < 0 ? r : 0;
     }
     if (r < 0) {
-        luks1_free(s->luks);
-        s->luks = NULL;
-        reenc_free(s->reenc);
-        s->reenc = NULL;
+        drop_luks(s);
     }
     return r;
 }
@@ -244,10 +251,7 @@ qcow2_crypt_open(struct vimg_image *img, struct vimg_opts *opts,
     }
     safe_free(pw);
     if (r < 0) {
-        luks1_free(s->luks);
-        s->luks = NULL;
-        reenc_free(s->reenc);
-        s->reenc = NULL;
+        drop_luks(s);
     }
     return r;
 }

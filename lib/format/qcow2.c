@@ -529,6 +529,20 @@ build_header(const struct qcow2_state *s, uint8_t *buf,
 }
 
 int
+qcow2_read_header_cluster(struct vimg_image *img, uint8_t *buf,
+                          struct vimg_error **errp)
+{
+    struct qcow2_state *s = img->priv;
+    int r = full_pread_zero(img->fd, buf, s->cluster_size, 0);
+
+    if (r < 0) {
+        return vimg_error_set(errp, r, "Could not read qcow2 header: %s",
+                              strerror(-r));
+    }
+    return 0;
+}
+
+int
 qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp)
 {
     struct qcow2_state *s = img->priv;
@@ -595,10 +609,8 @@ qcow2_set_backing(struct vimg_image *img, const char *name, const char *fmt,
         r = vimg_error_set(errp, -ENOMEM, "Out of memory");
         goto out;
     }
-    r = full_pread_zero(img->fd, old, cs, 0);
+    r = qcow2_read_header_cluster(img, old, errp);
     if (r < 0) {
-        r = vimg_error_set(errp, r, "Could not read qcow2 header: %s",
-                           strerror(-r));
         goto out;
     }
     memcpy(buf, old, hl);

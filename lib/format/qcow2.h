@@ -388,6 +388,9 @@ int qcow2_crypt_info(struct qcow2_state *s, struct json_object **out,
  * extensions in qemu's order); used at creation time.
  */
 int qcow2_rewrite_header(struct vimg_image *img, struct vimg_error **errp);
+/* Read cluster 0 (cluster_size bytes, zero past EOF) into buf. */
+int qcow2_read_header_cluster(struct vimg_image *img, uint8_t *buf,
+                              struct vimg_error **errp);
 
 /* ---- qcow2-check.c (engineer qcow2-check) ---- */
 
