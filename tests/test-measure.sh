@@ -7,9 +7,9 @@
 # 69177344), human and JSON output, and qemu's argument errors in qemu's
 # order.  Output and exit codes must be identical.  qemu-img needs -o
 # key-secret for a luks target (it calibrates PBKDF, which on this Debian
-# build fails now and then with "Unable to get accurate CPU usage", so
-# those runs are retried); vimg-only: without key-secret vimg prints the
-# same figures.
+# build fails now and then with "Unable to get accurate CPU usage": the
+# tests/peers/qemu-img wrapper retries those runs); vimg-only: without
+# key-secret vimg prints the same figures.
 
 # shellcheck source=functions.sh
 source "${SRCDIR:-$(dirname "$0")}/functions.sh"
@@ -17,15 +17,12 @@ source "${SRCDIR:-$(dirname "$0")}/functions.sh"
 requires_vimg
 requires qemu-img
 
-# measure_same ARGS...: like same_as_qemu, retrying qemu-img's flaky PBKDF
-# calibration.
+# measure_same ARGS...: like same_as_qemu (qemu-img's flaky PBKDF
+# calibration is retried by tests/peers/qemu-img).
 measure_same()
 {
-    local i qrc
-    for ((i = 0; i < ${QEMU_RETRIES:-12}; i++)); do
-        run_cmd qemu-img measure "$@"
-        grep -q 'Unable to get accurate CPU usage' "$LAST_ERR" || break
-    done
+    local qrc
+    run_cmd qemu-img measure "$@"
     qrc=$LAST_RC
     sed 's/^qemu-img: /PROG: /' "$LAST_ERR" >qemu.err
     cp "$LAST_OUT" qemu.out
