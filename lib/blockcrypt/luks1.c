@@ -596,6 +596,19 @@ luks1_encrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len)
 }
 
 int
+luks1_encrypt_from(struct luks1 *l, uint64_t sector, void *out,
+                   const void *in, size_t len)
+{
+    if (!luks1_unlocked(l)) {
+        return -EACCES;
+    }
+    if (len % CRYPTO_SECTOR_SIZE) {
+        return -EINVAL;
+    }
+    return crypto_sector_encrypt_from(l->sector, sector, out, in, len);
+}
+
+int
 luks1_decrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len)
 {
     if (!luks1_unlocked(l)) {

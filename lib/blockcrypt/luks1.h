@@ -140,6 +140,9 @@ void luks1_uuid(const struct luks1 *l, char out[41]);
  */
 int luks1_encrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len);
 int luks1_decrypt(struct luks1 *l, uint64_t sector, void *buf, size_t len);
+/** luks1_encrypt_from - the same from @in to @out (not overlapping). */
+int luks1_encrypt_from(struct luks1 *l, uint64_t sector, void *out,
+                       const void *in, size_t len);
 
 /**
  * luks1_info - add qemu's QCryptoBlockInfoLUKS keys to @obj: "ivgen-alg",

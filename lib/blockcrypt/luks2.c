@@ -1432,13 +1432,16 @@ luks2_unlock(struct luks2 *l, const char *pw, size_t pwlen,
 
 /* ---- payload ------------------------------------------------------------------- */
 
+/* @in NULL: in place over @buf; else encrypt from @in to @buf. */
 static int
-crypt_data(struct luks2 *l, uint64_t sector, void *buf, size_t len, bool enc)
+crypt_data(struct luks2 *l, uint64_t sector, void *buf, const void *in,
+           size_t len, bool enc)
 {
     uint32_t ss = l->seg.sector_size;
     uint64_t per = ss / CRYPTO_SECTOR_SIZE;
     uint8_t iv[CRYPTO_MAX_IV];
     uint8_t *p = buf;
+    const uint8_t *q = in;
     size_t off;
     int r;
 
@@ -1450,6 +1453,11 @@ crypt_data(struct luks2 *l, uint64_t sector, void *buf, size_t len, bool enc)
     }
     /* IVs count 512-byte units from iv_tweak (wrapping like dm-crypt). */
     if (l->sector) {
+        if (in) {
+            return crypto_sector_encrypt_from(l->sector,
+                                              sector + l->seg.iv_tweak, buf,
+                                              in, len);
+        }
         return enc ? crypto_sector_encrypt(l->sector, sector + l->seg.iv_tweak,
                                            buf, len)
                    : crypto_sector_decrypt(l->sector, sector + l->seg.iv_tweak,
@@ -1463,10 +1471,16 @@ crypt_data(struct luks2 *l, uint64_t sector, void *buf, size_t len, bool enc)
                 return r;
             }
         }
-        r = enc ? crypto_cipher_encrypt(l->cipher, l->ivgen ? iv : NULL,
-                                        l->iv_len, p + off, ss)
-                : crypto_cipher_decrypt(l->cipher, l->ivgen ? iv : NULL,
-                                        l->iv_len, p + off, ss);
+        if (q) {
+            r = crypto_cipher_encrypt_from(l->cipher, l->ivgen ? iv : NULL,
+                                           l->iv_len, p + off, q + off, ss);
+        } else if (enc) {
+            r = crypto_cipher_encrypt(l->cipher, l->ivgen ? iv : NULL,
+                                      l->iv_len, p + off, ss);
+        } else {
+            r = crypto_cipher_decrypt(l->cipher, l->ivgen ? iv : NULL,
+                                      l->iv_len, p + off, ss);
+        }
         if (r < 0) {
             return r;
         }
@@ -1477,13 +1491,23 @@ crypt_data(struct luks2 *l, uint64_t sector, void *buf, size_t len, bool enc)
 int
 luks2_encrypt(struct luks2 *l, uint64_t sector, void *buf, size_t len)
 {
-    return crypt_data(l, sector, buf, len, true);
+    return crypt_data(l, sector, buf, NULL, len, true);
+}
+
+int
+luks2_encrypt_from(struct luks2 *l, uint64_t sector, void *out,
+                   const void *in, size_t len)
+{
+    if (len && !in) {
+        return -EINVAL;
+    }
+    return crypt_data(l, sector, out, in, len, true);
 }
 
 int
 luks2_decrypt(struct luks2 *l, uint64_t sector, void *buf, size_t len)
 {
-    return crypt_data(l, sector, buf, len, false);
+    return crypt_data(l, sector, buf, NULL, len, false);
 }
 
 /* ---- writing headers ------------------------------------------------------------ */

@@ -205,6 +205,9 @@ const uint8_t *luks2_volume_key(const struct luks2 *l, size_t *len);
  */
 int luks2_encrypt(struct luks2 *l, uint64_t sector, void *buf, size_t len);
 int luks2_decrypt(struct luks2 *l, uint64_t sector, void *buf, size_t len);
+/** luks2_encrypt_from - the same from @in to @out (not overlapping). */
+int luks2_encrypt_from(struct luks2 *l, uint64_t sector, void *out,
+                       const void *in, size_t len);
 
 /**
  * luks2_info - add vimg's LUKS2 description to @obj: "format": "luks2",

@@ -1326,9 +1326,10 @@ cipher_check(struct crypto_cipher *c, const uint8_t *iv, size_t ivlen,
     return 1;
 }
 
+/* @in NULL: in place over @buf; else @in (not overlapping @buf) to @buf. */
 static int
 cipher_crypt(struct crypto_cipher *c, const uint8_t *iv, size_t ivlen,
-             void *buf, size_t len, bool enc)
+             void *buf, const void *in, size_t len, bool enc)
 {
     gcry_error_t err = 0;
     int r = cipher_check(c, iv, ivlen, buf, len);
@@ -1337,6 +1338,9 @@ cipher_crypt(struct crypto_cipher *c, const uint8_t *iv, size_t ivlen,
         return r;
     }
     if (!c->hd) {
+        if (in) {
+            memcpy(buf, in, len);
+        }
         soft_crypt(c->soft, c->mode, c->iv_len ? iv : NULL, buf, len, enc);
         return 0;
     }
@@ -1346,8 +1350,8 @@ cipher_crypt(struct crypto_cipher *c, const uint8_t *iv, size_t ivlen,
                                          : gcry_cipher_setiv(c->hd, iv, ivlen);
     }
     if (!err) {
-        err = enc ? gcry_cipher_encrypt(c->hd, buf, len, NULL, 0)
-                  : gcry_cipher_decrypt(c->hd, buf, len, NULL, 0);
+        err = enc ? gcry_cipher_encrypt(c->hd, buf, len, in, in ? len : 0)
+                  : gcry_cipher_decrypt(c->hd, buf, len, in, in ? len : 0);
     }
     return gcry_to_errno(err);
 }
@@ -1356,12 +1360,22 @@ int
 crypto_cipher_encrypt(struct crypto_cipher *c, const uint8_t *iv,
                       size_t ivlen, void *buf, size_t len)
 {
-    return cipher_crypt(c, iv, ivlen, buf, len, true);
+    return cipher_crypt(c, iv, ivlen, buf, NULL, len, true);
+}
+
+int
+crypto_cipher_encrypt_from(struct crypto_cipher *c, const uint8_t *iv,
+                           size_t ivlen, void *out, const void *in, size_t len)
+{
+    if (len && !in) {
+        return -EINVAL;
+    }
+    return cipher_crypt(c, iv, ivlen, out, in, len, true);
 }
 
 int
 crypto_cipher_decrypt(struct crypto_cipher *c, const uint8_t *iv,
                       size_t ivlen, void *buf, size_t len)
 {
-    return cipher_crypt(c, iv, ivlen, buf, len, false);
+    return cipher_crypt(c, iv, ivlen, buf, NULL, len, false);
 }

@@ -121,6 +121,13 @@ int crypto_cipher_encrypt(struct crypto_cipher *c, const uint8_t *iv,
                           size_t ivlen, void *buf, size_t len);
 int crypto_cipher_decrypt(struct crypto_cipher *c, const uint8_t *iv,
                           size_t ivlen, void *buf, size_t len);
+/**
+ * crypto_cipher_encrypt_from - the same, from @in to @out (which must not
+ * overlap): saves the copy into a bounce buffer on write paths.
+ */
+int crypto_cipher_encrypt_from(struct crypto_cipher *c, const uint8_t *iv,
+                               size_t ivlen, void *out, const void *in,
+                               size_t len);
 
 /* ---- IV generators (ivgen.c) ---- */
 struct crypto_ivgen;
@@ -154,6 +161,9 @@ int crypto_sector_encrypt(struct crypto_sector *s, uint64_t sector,
                           void *buf, size_t len);
 int crypto_sector_decrypt(struct crypto_sector *s, uint64_t sector,
                           void *buf, size_t len);
+/** crypto_sector_encrypt_from - from @in to @out (not overlapping). */
+int crypto_sector_encrypt_from(struct crypto_sector *s, uint64_t sector,
+                               void *out, const void *in, size_t len);
 
 /* ---- LUKS anti-forensic splitter (afsplit.c) ---- */
 /**

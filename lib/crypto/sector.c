@@ -65,12 +65,14 @@ crypto_sector_free(struct crypto_sector *s)
     free(s);
 }
 
+/* @in NULL: in place over @buf; else from @in to @buf. */
 static int
-sector_crypt(struct crypto_sector *s, uint64_t sector, void *buf, size_t len,
-             bool enc)
+sector_crypt(struct crypto_sector *s, uint64_t sector, void *buf,
+             const void *in, size_t len, bool enc)
 {
     uint8_t iv[CRYPTO_MAX_IV];
     uint8_t *p = buf;
+    const uint8_t *q = in;
     int r;
 
     if (!s || (len && !buf) || len % CRYPTO_SECTOR_SIZE != 0) {
@@ -81,6 +83,10 @@ sector_crypt(struct crypto_sector *s, uint64_t sector, void *buf, size_t len,
         if (len == 0) {
             return 0;
         }
+        if (in) {
+            return crypto_cipher_encrypt_from(s->cipher, NULL, 0, buf, in,
+                                              len);
+        }
         return enc ? crypto_cipher_encrypt(s->cipher, NULL, 0, buf, len)
                    : crypto_cipher_decrypt(s->cipher, NULL, 0, buf, len);
     }
@@ -89,10 +95,16 @@ sector_crypt(struct crypto_sector *s, uint64_t sector, void *buf, size_t len,
         if (r < 0) {
             return r;
         }
-        r = enc ? crypto_cipher_encrypt(s->cipher, iv, s->iv_len, p + off,
-                                        CRYPTO_SECTOR_SIZE)
-                : crypto_cipher_decrypt(s->cipher, iv, s->iv_len, p + off,
-                                        CRYPTO_SECTOR_SIZE);
+        if (q) {
+            r = crypto_cipher_encrypt_from(s->cipher, iv, s->iv_len, p + off,
+                                           q + off, CRYPTO_SECTOR_SIZE);
+        } else if (enc) {
+            r = crypto_cipher_encrypt(s->cipher, iv, s->iv_len, p + off,
+                                      CRYPTO_SECTOR_SIZE);
+        } else {
+            r = crypto_cipher_decrypt(s->cipher, iv, s->iv_len, p + off,
+                                      CRYPTO_SECTOR_SIZE);
+        }
         if (r < 0) {
             return r;
         }
@@ -104,12 +116,22 @@ int
 crypto_sector_encrypt(struct crypto_sector *s, uint64_t sector, void *buf,
                       size_t len)
 {
-    return sector_crypt(s, sector, buf, len, true);
+    return sector_crypt(s, sector, buf, NULL, len, true);
+}
+
+int
+crypto_sector_encrypt_from(struct crypto_sector *s, uint64_t sector,
+                           void *out, const void *in, size_t len)
+{
+    if (len && !in) {
+        return -EINVAL;
+    }
+    return sector_crypt(s, sector, out, in, len, true);
 }
 
 int
 crypto_sector_decrypt(struct crypto_sector *s, uint64_t sector, void *buf,
                       size_t len)
 {
-    return sector_crypt(s, sector, buf, len, false);
+    return sector_crypt(s, sector, buf, NULL, len, false);
 }

@@ -372,6 +372,19 @@ fail:
     return r;
 }
 
+/* Encrypt @n bytes at virtual @off from @in into @out (LUKS1 or LUKS2). */
+static int
+luks_encrypt_from(struct luks_state *s, uint64_t off, void *out,
+                  const void *in, size_t n)
+{
+    uint64_t sector = off / LUKS_SECTOR;
+
+    if (s->version == 2) {
+        return luks2_encrypt_from(s->luks2, sector, out, in, n);
+    }
+    return luks1_encrypt_from(s->luks, sector, out, in, n);
+}
+
 /* En/decrypt @n bytes at virtual @off in place (LUKS1 or LUKS2). */
 static int
 luks_crypt(struct luks_state *s, bool enc, uint64_t off, void *buf, size_t n)
@@ -484,12 +497,12 @@ encrypt_write(struct vimg_image *img, const uint8_t *src, uint64_t len,
         size_t n = (size_t)MIN(len, (uint64_t)LUKS_CHUNK);
 
         if (src) {
-            memcpy(s->bounce, src, n);
+            r = luks_encrypt_from(s, off, s->bounce, src, n);
             src += n;
         } else {
             memset(s->bounce, 0, n);
+            r = luks_crypt(s, true, off, s->bounce, n);
         }
-        r = luks_crypt(s, true, off, s->bounce, n);
         if (r < 0) {
             return crypt_error(errp, r, "encrypt", off);
         }

@@ -960,7 +960,9 @@ new_cluster_base(struct vimg_image *img, uint64_t desc, uint64_t goff,
 }
 
 /* Encrypt @len bytes of s->wbuf (in pieces that stay in the CPU cache
- * while @src's bytes are copied in at @in) and write them at @host. */
+ * while @src's bytes are copied in at @in) and write them at @host.  A
+ * piece that @src covers whole is encrypted straight from @src into wbuf,
+ * without the copy. */
 static int
 write_wbuf(struct vimg_image *img, uint64_t host, size_t len, size_t in,
            const uint8_t *src, size_t n, struct vimg_error **errp)
@@ -973,6 +975,14 @@ write_wbuf(struct vimg_image *img, uint64_t host, size_t len, size_t in,
     for (pos = 0; pos < len; pos += piece) {
         size_t end = MIN(len, pos + piece);
 
+        if (src && s->luks && in <= pos && in + n >= end) {
+            r = qcow2_encrypt_from(s, host + pos, s->wbuf + pos,
+                                   src + (pos - in), end - pos, errp);
+            if (r < 0) {
+                return r;
+            }
+            continue;
+        }
         /* The part of [in, in + n) inside [pos, end). */
         if (src && in < end && in + n > pos) {
             size_t a = MAX(pos, in), b = MIN(end, in + n);

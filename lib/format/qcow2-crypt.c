@@ -311,9 +311,10 @@ qcow2_aes_reenc_decrypt(struct qcow2_state *s, uint64_t host, uint64_t guest,
 
 /* ---- data -------------------------------------------------------------------- */
 
+/* @src NULL: in place over @buf; else encrypt from @src into @buf. */
 static int
 crypt_data(struct qcow2_state *s, bool enc, uint64_t host_off, void *buf,
-           size_t len, struct vimg_error **errp)
+           const void *src, size_t len, struct vimg_error **errp)
 {
     int r;
 
@@ -335,6 +336,8 @@ crypt_data(struct qcow2_state *s, bool enc, uint64_t host_off, void *buf,
     }
     if (s->reenc) {
         r = reenc_decrypt(s->reenc, s->luks, 0, host_off, buf, len);
+    } else if (src) {
+        r = luks1_encrypt_from(s->luks, host_off / 512, buf, src, len);
     } else {
         r = enc ? luks1_encrypt(s->luks, host_off / 512, buf, len)
                 : luks1_decrypt(s->luks, host_off / 512, buf, len);
@@ -351,14 +354,21 @@ int
 qcow2_encrypt(struct qcow2_state *s, uint64_t host_off, void *buf, size_t len,
               struct vimg_error **errp)
 {
-    return crypt_data(s, true, host_off, buf, len, errp);
+    return crypt_data(s, true, host_off, buf, NULL, len, errp);
+}
+
+int
+qcow2_encrypt_from(struct qcow2_state *s, uint64_t host_off, void *out,
+                   const void *in, size_t len, struct vimg_error **errp)
+{
+    return crypt_data(s, true, host_off, out, in, len, errp);
 }
 
 int
 qcow2_decrypt(struct qcow2_state *s, uint64_t host_off, void *buf, size_t len,
               struct vimg_error **errp)
 {
-    return crypt_data(s, false, host_off, buf, len, errp);
+    return crypt_data(s, false, host_off, buf, NULL, len, errp);
 }
 
 /* ---- create ------------------------------------------------------------------ */

@@ -379,6 +379,9 @@ int qcow2_encrypt(struct qcow2_state *s, uint64_t host_off, void *buf,
                   size_t len, struct vimg_error **errp);
 int qcow2_decrypt(struct qcow2_state *s, uint64_t host_off, void *buf,
                   size_t len, struct vimg_error **errp);
+/** qcow2_encrypt_from - from @in into @out (not overlapping). */
+int qcow2_encrypt_from(struct qcow2_state *s, uint64_t host_off, void *out,
+                       const void *in, size_t len, struct vimg_error **errp);
 /** qcow2_crypt_info - the "encrypt" object of the format-specific data. */
 int qcow2_crypt_info(struct qcow2_state *s, struct json_object **out,
                      struct vimg_error **errp);

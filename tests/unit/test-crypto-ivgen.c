@@ -206,8 +206,12 @@ test_sector_multi(void)
           CRYPTO_HASH_MD5 },
         { CRYPTO_CIPHER_AES_128, CRYPTO_MODE_ECB, CRYPTO_IVGEN_PLAIN,
           CRYPTO_HASH_SHA256 },
+        /* vimg's own Twofish-192 (libgcrypt has none). */
+        { CRYPTO_CIPHER_TWOFISH_192, CRYPTO_MODE_XTS, CRYPTO_IVGEN_PLAIN64,
+          CRYPTO_HASH_SHA256 },
     };
-    static uint8_t pt[4 * 512], whole[4 * 512], single[4 * 512];
+    static uint8_t pt[4 * 512], whole[4 * 512], single[4 * 512],
+                   from[4 * 512], src[4 * 512];
     uint8_t key[64];
 
     for (int i = 0; i < 64; i++) {
@@ -242,6 +246,16 @@ test_sector_multi(void)
         }
         ok(memcmp(whole, single, sizeof(whole)) == 0,
            "%s: equals 4 single-sector calls", name);
+        /* Out of place (the write paths' copy-free variant). */
+        memcpy(src, pt, sizeof(pt));
+        memset(from, 0xee, sizeof(from));
+        r = crypto_sector_encrypt_from(s, 1000, from, src, sizeof(src));
+        ok(r == 0 && memcmp(from, whole, sizeof(whole)) == 0 &&
+           memcmp(src, pt, sizeof(pt)) == 0,
+           "%s: encrypt_from equals in-place, source untouched (r=%d)", name,
+           r);
+        ok(crypto_sector_encrypt_from(s, 0, from, NULL, 512) == -EINVAL,
+           "%s: encrypt_from without a source: -EINVAL", name);
         if (cfg[c].m != CRYPTO_MODE_ECB) {
             memcpy(single, pt, 512);
             crypto_sector_encrypt(s, 1001, single, 512);
