@@ -47,7 +47,7 @@ measure()
     ENC_S= DEC_S=
     create_luks "$tool" out.luks
     for ((r = 1; r <= REPS; r++)); do
-        cat in.raw >/dev/null
+        settle in.raw
         t0=$(now)
         "$tool" convert --object "$SECRET" -n -f raw in.raw \
             --target-image-opts "driver=luks,key-secret=s0,file.filename=out.luks"
@@ -55,6 +55,7 @@ measure()
         t1=$(now)
         e=$(echo "$t1 - $t0" | bc -l)
         rm -f back.raw
+        settle out.luks
         t0=$(now)
         "$tool" convert --object "$SECRET" \
             --image-opts "driver=luks,key-secret=s0,file.filename=out.luks" -O raw back.raw

@@ -7,7 +7,9 @@
 # (aes-256-xts-plain64, iter-time=10).  The targets of raw -> qcow2 are
 # empty images each tool created beforehand (convert -n), so PBKDF2
 # calibration is not timed.  Each timing includes a final `sync` of the
-# target; the input is warm in the page cache.  Best of REPS runs.
+# target.  Before each timed run `settle` (bench/lib.sh) syncs, drops the
+# page cache (as root) and reads the run's input back in, so every run
+# starts alike with a warm input.  Best of REPS runs.
 #
 # Prints MB/s (10^6 bytes/s) per tool and direction, the ratio
 # vimg/qemu-img per direction, and vimg's encrypted throughput over its own
@@ -86,20 +88,23 @@ measure()
     for ((r = 1; r <= REPS; r++)); do
         create "$tool" p.qcow2
         create "$tool" e.qcow2 "$opts"
-        cat in.raw >/dev/null
 
+        settle in.raw
         t=$(timed p.qcow2 "$tool" convert -n -f raw in.raw \
                 --target-image-opts "$popts")
         W_PLAIN=$(best "$W_PLAIN" "$t")
         rm -f back.raw
+        settle p.qcow2
         t=$(timed back.raw "$tool" convert --image-opts "$popts" -O raw back.raw)
         R_PLAIN=$(best "$R_PLAIN" "$t")
         verify "$tool" plain
 
+        rm -f back.raw
+        settle in.raw
         t=$(timed e.qcow2 "$tool" convert --object "$SECRET" -n -f raw in.raw \
                 --target-image-opts "$eopts")
         W_LUKS=$(best "$W_LUKS" "$t")
-        rm -f back.raw
+        settle e.qcow2
         t=$(timed back.raw "$tool" convert --object "$SECRET" \
                 --image-opts "$eopts" -O raw back.raw)
         R_LUKS=$(best "$R_LUKS" "$t")
