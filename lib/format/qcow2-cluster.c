@@ -75,6 +75,17 @@ qcow2_table_write(struct vimg_image *img, bool l2, struct qcow2_table *t,
     return 0;
 }
 
+void
+qcow2_cache_forget(struct qcow2_state *s, uint64_t offset)
+{
+    for (size_t i = 0; i < QCOW2_L2_CACHE_SIZE; i++) {
+        if (s->l2_cache[i].offset == offset) {
+            s->l2_cache[i].offset = 0;
+            s->l2_cache[i].dirty = false;
+        }
+    }
+}
+
 int
 qcow2_cache_get(struct vimg_image *img, bool l2, uint64_t offset, bool load,
                 struct qcow2_table **out, struct vimg_error **errp)
@@ -88,6 +99,12 @@ qcow2_cache_get(struct vimg_image *img, bool l2, uint64_t offset, bool load,
 
     for (i = 0; i < n; i++) {
         if (c[i].data && c[i].offset == offset) {
+            if (!load) {
+                /* The caller just allocated @offset: whatever a table
+                 * freed there left in the cache is stale. */
+                memset(c[i].data, 0, s->cluster_size);
+                c[i].dirty = false;
+            }
             c[i].lru = ++s->lru_clock;
             *out = &c[i];
             return 0;

@@ -213,8 +213,11 @@ qcow2_update_refcount(struct vimg_image *img, uint64_t off, uint64_t len,
         }
         rb_set(s, t->data, ci % s->rb_entries, v);
         t->dirty = true;
-        if (v == 0 && ci < s->free_hint) {
-            s->free_hint = ci;
+        if (v == 0) {
+            qcow2_cache_forget(s, ci << s->cluster_bits);
+            if (ci < s->free_hint) {
+                s->free_hint = ci;
+            }
         }
     }
     return 0;

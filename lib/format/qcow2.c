@@ -1081,12 +1081,7 @@ qcow2_shrink(struct vimg_image *img, uint64_t size, struct vimg_error **errp)
         }
         dropped[ndropped++] = l2off;
         s->l1[i] = 0;
-        for (k = 0; k < QCOW2_L2_CACHE_SIZE; k++) {
-            if (s->l2_cache[k].offset == l2off) {
-                s->l2_cache[k].offset = 0;
-                s->l2_cache[k].dirty = false;
-            }
-        }
+        qcow2_cache_forget(s, l2off);
     }
     if (ndropped > 0) {
         r = qcow2_write_l1_at(img, s->l1, s->l1_size,

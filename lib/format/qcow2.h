@@ -293,12 +293,19 @@ int qcow2_change_refcount_order(struct vimg_image *img, uint32_t order,
 /**
  * qcow2_cache_get - the cached table at host @offset (@l2: L2 cache, else
  * refcount-block cache).  @load: read it from disk on a miss, otherwise it
- * starts zeroed (a new table).  Evicting a dirty L2 table writes the
+ * starts zeroed (a new table), even when the offset is still cached.  Evicting a dirty L2 table writes the
  * refcount blocks first.  The pointer is valid until the next cache call.
  */
 int qcow2_cache_get(struct vimg_image *img, bool l2, uint64_t offset,
                     bool load, struct qcow2_table **out,
                     struct vimg_error **errp);
+/**
+ * qcow2_cache_forget - drop the cached L2 table at host @offset, if any,
+ * without writing it: the cluster was freed, so nothing points to it and
+ * its cached content must neither be found again nor written over
+ * whatever the cluster holds next.
+ */
+void qcow2_cache_forget(struct qcow2_state *s, uint64_t offset);
 /** qcow2_table_write - write one cached table and clear its dirty flag. */
 int qcow2_table_write(struct vimg_image *img, bool l2, struct qcow2_table *t,
                       struct vimg_error **errp);

@@ -901,6 +901,56 @@ test_luks(void)
     }
 }
 
+/*
+ * The L2 cache contract: a table asked for as new (load=false) starts
+ * zeroed even when a freed table at that offset is still cached, and a
+ * forgotten dirty table is never written over the cluster.
+ */
+static void
+test_cache_fresh(void)
+{
+    struct vimg_error *err = NULL;
+    struct vimg_image *img = NULL;
+    struct qcow2_table *t = NULL;
+    struct qcow2_state *s;
+    uint8_t buf[4096], *b;
+    uint64_t l2off, zero = 0;
+    size_t len, i;
+    bool allzero = true;
+    int r;
+
+    r = q_create(path("c.qcow2"), 8 << 20, NULL, &err);
+    vimg_error_free(err);
+    err = NULL;
+    r = r == 0 ? q_open(path("c.qcow2"), NULL, VIMG_OPEN_RDWR, &img, &err) : r;
+    vimg_error_free(err);
+    if (!ok(r == 0, "cache: create and open")) {
+        return;
+    }
+    memset(buf, 0x5a, sizeof(buf));
+    ok(ops->pwrite(img, buf, sizeof(buf), 0, NULL) == 0, "cache: write");
+    s = img->priv;
+    l2off = s->l1[0] & QCOW2_OFFSET_MASK;
+    r = qcow2_cache_get(img, true, l2off, true, &t, NULL);
+    ok(r == 0 && memcmp(t->data, &zero, 8) != 0, "cache: L2 entry 0 is set");
+    r = qcow2_cache_get(img, true, l2off, false, &t, NULL);
+    for (i = 0; r == 0 && i < s->cluster_size; i++) {
+        allzero = allzero && t->data[i] == 0;
+    }
+    ok(r == 0 && allzero && !t->dirty,
+       "cache: load=false on a cached offset gives a zeroed, clean table");
+    memset(t->data, 0xee, 8);
+    t->dirty = true;
+    qcow2_cache_forget(s, l2off);
+    r = qcow2_cache_get(img, true, l2off, true, &t, NULL);
+    ok(r == 0 && t->data[0] != 0xee, "cache: forgotten table reloads from disk");
+    q_close(img);
+    b = slurp(path("c.qcow2"), &len);
+    ok(b && len > l2off + 8 && b[l2off] != 0xee,
+       "cache: the forgotten dirty table was not written");
+    free(b);
+}
+
 int
 main(void)
 {
@@ -916,6 +966,7 @@ main(void)
 
     test_header();
     test_create_layout();
+    test_cache_fresh();
 
     for (cs = 512; cs <= 2 * 1024 * 1024; cs *= 4) {
         char name[32], o[64];
