@@ -13,6 +13,7 @@
 
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 VIMG=${1:-${VIMG:-$top/build/tools/vimg}}
 SIZE_MIB=${SIZE_MIB:-256}
 REPS=${REPS:-3}
@@ -21,16 +22,12 @@ RAW=${DATA_RAW:-off}
 command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
 [ -x "$VIMG" ] || command -v "$VIMG" >/dev/null ||
     { echo "vimg not found: $VIMG (build it or pass its path)" >&2; exit 1; }
-case $VIMG in /*) ;; *) VIMG=$(pwd)/$VIMG ;; esac
 
-dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vimg-bench.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-cd "$dir"
+bench_scratch vimg-bench
 bytes=$((SIZE_MIB * 1048576))
 echo "generating $SIZE_MIB MiB of random data..."
 head -c "$bytes" /dev/urandom >in.raw
 
-now() { date +%s.%N; }
 mbps() { echo "scale=1; $bytes / ($2 - $1) / 1000000" | bc; }
 
 declare -A best

@@ -8,10 +8,17 @@ now() { date +%s.%N; }
 
 # bench_scratch PREFIX: make the scratch directory $dir under $BENCH_DIR
 # (default /tmp), removed on exit, cd into it, write the password file pw
-# and set SECRET to the --object definition that reads it (id s0).
+# and set SECRET to the --object definition that reads it (id s0).  A
+# relative VIMG path (build/tools/vimg) or BENCH_DIR is made absolute first,
+# as it would not be found from the scratch directory.
 bench_scratch()
 {
+    case ${VIMG:-} in
+        /*|'') ;;
+        */*) VIMG=$PWD/$VIMG ;;
+    esac
     dir=$(mktemp -d "${BENCH_DIR:-/tmp}/$1.XXXXXX")
+    dir=$(cd "$dir" && pwd)
     trap 'rm -rf "$dir"' EXIT
     cd "$dir"
     printf 'bench-password' >pw
