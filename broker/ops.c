@@ -388,9 +388,16 @@ op_nbd(const struct policy *pol, const struct decision *d, const struct vimgd_pe
     if (strcmp(fmt, "luks") == 0) {
         snprintf(opts, sizeof(opts), "driver=luks,key-secret=s0,file.filename=/dev/fd/%d",
                  qemu ? 5 : 3);
-    } else if (strcmp(fmt, "qcow2") == 0 && r->nbd_secret) {
-        snprintf(opts, sizeof(opts),
-                 "driver=qcow2,encrypt.key-secret=s0,file.filename=/dev/fd/%d", qemu ? 5 : 3);
+    } else if (strcmp(fmt, "qcow2") == 0) {
+        /* The check above ran before the server opens the image; a
+         * requester able to rewrite it in between must not get a backing
+         * or data file opened.  vimg serve --self-contained refuses both
+         * in its own open; qemu-nbd gets "backing=" (no backing file,
+         * qemu 7.2 warns that the empty form is deprecated) and has no
+         * such switch for data files: see vimgd(8). */
+        snprintf(opts, sizeof(opts), "driver=qcow2,%sfile.filename=/dev/fd/%d%s",
+                 r->nbd_secret ? "encrypt.key-secret=s0," : "", qemu ? 5 : 3,
+                 qemu ? ",backing=" : "");
     } else {
         snprintf(opts, sizeof(opts), "driver=%s,file.filename=/dev/fd/%d", fmt, qemu ? 5 : 3);
     }
@@ -416,6 +423,7 @@ op_nbd(const struct policy *pol, const struct decision *d, const struct vimgd_pe
         }
         argv[a++] = "vimg";
         argv[a++] = "serve";
+        argv[a++] = "--self-contained";
         argv[a++] = "--fd";
         argv[a++] = "5";
         fds[0] = img;

@@ -125,6 +125,13 @@ struct vimg_image;
                                  re-encryption journal (FILENAME.reenc)
                                  exists; every other read-write open of
                                  such an image is refused */
+#define VIMG_OPEN_NO_EXTERNAL 0x10 /* refuse (-EPERM) an image whose header
+                                 names another file: a qcow2 or qcow
+                                 backing file, a qcow2 external data file.
+                                 For servers that run with more rights than
+                                 whoever can write the image: the header
+                                 is checked in the same open that uses
+                                 it, so no other file is ever opened */
 
 /* Block status bits (vimg_image_block_status). */
 #define VIMG_BLOCK_DATA       0x1  /* allocated in this layer, holds data    */

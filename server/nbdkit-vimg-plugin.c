@@ -23,6 +23,9 @@
  *   objects-fd=N    read NUL-separated --object definitions from the
  *                   inherited file descriptor N (pipe or memfd), so that
  *                   no secret appears in nbdkit's argv; `vimg serve` uses it
+ *   self-contained=BOOL  refuse images whose header names another file
+ *                   (backing or external data file): VIMG_OPEN_NO_EXTERNAL;
+ *                   the broker's `vimg serve` runs with it
  *   multi-conn=BOOL advertise multi-conn (default on; `vimg serve --fd`
  *                   turns it off: that server has exactly one connection,
  *                   so clients must not try to open more)
@@ -114,6 +117,7 @@ static struct export *exports;
 static size_t n_exports;
 static struct vimg_secrets *secrets;
 static bool multi_conn = true;
+static bool self_contained;     /* VIMG_OPEN_NO_EXTERNAL on every open */
 static unsigned handles_max;            /* 0: not given */
 static pthread_t opener;
 static bool opener_started;
@@ -339,6 +343,14 @@ vimg_plugin_config(const char *key, const char *value)
         }
         last->readonly = b;
         return 0;
+    } else if (strcmp(key, "self-contained") == 0) {
+        int b = nbdkit_parse_bool(value);
+
+        if (b < 0) {
+            return -1;
+        }
+        self_contained = b;
+        return 0;
     } else if (strcmp(key, "multi-conn") == 0) {
         int b = nbdkit_parse_bool(value);
 
@@ -434,7 +446,9 @@ open_handle(struct export *ex, struct vimg_image **imgp,
         }
     }
     r = vimg_image_open(ex->file, fmt, opts, secrets,
-                        ex->readonly ? 0 : VIMG_OPEN_RDWR, imgp, errp);
+                        (ex->readonly ? 0 : VIMG_OPEN_RDWR) |
+                        (self_contained ? VIMG_OPEN_NO_EXTERNAL : 0),
+                        imgp, errp);
 out:
     vimg_opts_free(opts);
     return r;
@@ -871,6 +885,7 @@ vimg_plugin_dump_plugin(void)
     "object=<SPEC>    qemu --object secret definition\n"                     \
     "objects-fd=<N>   read NUL-separated --object definitions from fd N\n"  \
     "multi-conn=<BOOL> advertise multi-conn (default on)\n"                \
+    "self-contained=<BOOL> refuse images naming a backing/data file\n"     \
     "handles=<N>      image handles per raw/LUKS export (default: CPUs)"
 
 static struct nbdkit_plugin plugin = {

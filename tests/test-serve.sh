@@ -162,4 +162,23 @@ expect_stderr "Invalid password" vimg_serve -s "$PWD/x.sock" \
 expect_error 1 "vimg: Could not open 'nope.img'" vimg_serve -s x.sock nope.img
 expect_error 1 "several images are exported" vimg_serve -s "$PWD/x.sock" \
     p.raw p.qcow2
+
+# 11. --self-contained (what vimgd runs): images whose header names another
+# file are refused by the open that would serve them (qemu-img made them).
+expect_ok qemu-img create -q -f qcow2 -b "$PWD/p.raw" -F raw sc-backing.qcow2 $SIZE
+expect_ok qemu-img create -q -f qcow2 -o data_file=sc-data.raw sc-data.qcow2 $SIZE
+expect_ok qemu-img create -q -f qcow -b "$PWD/p.raw" -F raw sc-backing.qcow $SIZE
+for img in sc-backing.qcow2 sc-backing.qcow; do
+    expect_error 1 "The image names a backing file; only self-contained images are opened here" \
+        vimg_serve -s "$PWD/x.sock" --self-contained "$img"
+done
+expect_error 1 "The image names an external data file; only self-contained images are opened here" \
+    vimg_serve -s "$PWD/x.sock" --self-contained sc-data.qcow2
+serve_start "$S" --self-contained -r p.qcow2
+expect_ok nbdinfo --size "$(uri "$S")"
+[ "$(cat "$LAST_OUT")" = "$(qemu-img info --output=json p.qcow2 | jq '."virtual-size"')" ] ||
+    fail "--self-contained: size of p.qcow2 over NBD"
+serve_stop
+serve_start "$S" -r sc-backing.qcow2
+serve_stop
 echo "PASS: $TEST_NAME"

@@ -63,6 +63,12 @@ static const char serve_help[] =
     "  --tls-verify-peer      with --tls-creds: require client "
     "certificates\n"
     "  --pid-file FILE        write the server's PID to FILE\n"
+    "  --self-contained       refuse images whose header names another "
+    "file (a\n"
+    "                         backing or external data file); for "
+    "servers with more\n"
+    "                         rights than the image's writers (vimgd "
+    "uses it)\n"
     "  -t, --threads N        nbdkit worker threads per connection\n"
     "  -v, --verbose          nbdkit debug messages on stderr\n"
     "  -h, --help             show this help\n"
@@ -78,6 +84,7 @@ enum {
     OPT_TLS_PSK,
     OPT_TLS_VERIFY_PEER,
     OPT_PID_FILE,
+    OPT_SELF_CONTAINED,
 };
 
 struct serve_export {
@@ -327,6 +334,7 @@ serve_run(int argc, char **argv)
         {"tls-psk", required_argument, NULL, OPT_TLS_PSK},
         {"tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY_PEER},
         {"pid-file", required_argument, NULL, OPT_PID_FILE},
+        {"self-contained", no_argument, NULL, OPT_SELF_CONTAINED},
         {"threads", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -339,7 +347,7 @@ serve_run(int argc, char **argv)
     const char *tls_psk = NULL, *pid_file = NULL, *threads = NULL;
     const char *fd_arg = NULL;
     const char *nbdkit;
-    bool readonly = false, verify_peer = false;
+    bool readonly = false, verify_peer = false, self_contained = false;
     bool verbose = false;
     int fd = -1, objfd, c, rc = 1;
     struct argvec a = {0};
@@ -395,6 +403,9 @@ serve_run(int argc, char **argv)
             break;
         case OPT_PID_FILE:
             pid_file = optarg;
+            break;
+        case OPT_SELF_CONTAINED:
+            self_contained = true;
             break;
         case 't':
             threads = optarg;
@@ -503,6 +514,9 @@ serve_run(int argc, char **argv)
     if (fd >= 0) {
         /* One connection only: clients must not try to open more. */
         push(&a, "multi-conn=off");
+    }
+    if (self_contained) {
+        push(&a, "self-contained=on");
     }
     if (ia.n_objects) {
         char num[16];

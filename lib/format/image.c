@@ -153,7 +153,8 @@ vimg_image_open(const char *filename, const char *format,
         return vimg_error_set(errp, -EINVAL, "No filename given");
     }
     if (flags & ~(unsigned)(VIMG_OPEN_RDWR | VIMG_OPEN_NO_IO |
-                            VIMG_OPEN_CHECK | VIMG_OPEN_REENCRYPT)) {
+                            VIMG_OPEN_CHECK | VIMG_OPEN_REENCRYPT |
+                            VIMG_OPEN_NO_EXTERNAL)) {
         return vimg_error_set(errp, -EINVAL, "Unknown open flags 0x%x", flags);
     }
     if (format) {

@@ -766,6 +766,11 @@ qcow_open(struct vimg_image *img, struct vimg_opts *opts,
     if (r < 0) {
         goto fail;
     }
+    if (s->backing && (img->flags & VIMG_OPEN_NO_EXTERNAL)) {
+        r = vimg_error_set(errp, -EPERM, "The image names a backing file; "
+                           "only self-contained images are opened here");
+        goto fail;
+    }
     if (s->backing) {
         /* Read-only; metadata only when the overlay is, and then a missing
          * backing file is no error (info still works). */

@@ -99,6 +99,13 @@ qcow2_datafile_open(struct vimg_image *img, struct vimg_opts *opts,
                        QCOW2_INCOMPAT_DATA_FILE;
     s->data_raw = s->has_data_file &&
                   (s->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_RAW);
+    if ((img->flags & VIMG_OPEN_NO_EXTERNAL) &&
+        (s->has_data_file || s->data_file ||
+         (s->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_RAW))) {
+        return vimg_error_set(errp, -EPERM, "The image names an external "
+                              "data file; only self-contained images are "
+                              "opened here");
+    }
     r = take_override(opts, &name, errp);
     if (r < 0) {
         return r;

@@ -795,6 +795,10 @@ open_backing(struct vimg_image *img, struct vimg_opts *opts,
         /* Options for a backing image that does not exist are unused. */
         return 0;
     }
+    if (img->flags & VIMG_OPEN_NO_EXTERNAL) {
+        return vimg_error_set(errp, -EPERM, "The image names a backing file; "
+                              "only self-contained images are opened here");
+    }
     path = vimg_backing_path(img->filename, s->backing_name);
     if (!path) {
         return vimg_error_set(errp, -ENOMEM, "Out of memory");
