@@ -279,6 +279,19 @@ set_string(char **dst, const char *key, const char *value)
     return 0;
 }
 
+/* A boolean parameter (nbdkit's spellings: on/off, yes/no, 1/0, ...). */
+static int
+set_bool(bool *dst, const char *value)
+{
+    int b = nbdkit_parse_bool(value);
+
+    if (b < 0) {
+        return -1;
+    }
+    *dst = b;
+    return 0;
+}
+
 /* Writer-preferring where glibc offers it: an unaligned write must not
  * starve behind a steady stream of shared requests. */
 static void
@@ -332,33 +345,15 @@ vimg_plugin_config(const char *key, const char *value)
     } else if (strcmp(key, "export") == 0) {
         return set_string(last ? &last->name : NULL, key, value);
     } else if (strcmp(key, "readonly") == 0) {
-        int b = nbdkit_parse_bool(value);
-
-        if (b < 0) {
-            return -1;
-        }
         if (!last) {
             nbdkit_error("'%s' must follow a file= parameter", key);
             return -1;
         }
-        last->readonly = b;
-        return 0;
+        return set_bool(&last->readonly, value);
     } else if (strcmp(key, "self-contained") == 0) {
-        int b = nbdkit_parse_bool(value);
-
-        if (b < 0) {
-            return -1;
-        }
-        self_contained = b;
-        return 0;
+        return set_bool(&self_contained, value);
     } else if (strcmp(key, "multi-conn") == 0) {
-        int b = nbdkit_parse_bool(value);
-
-        if (b < 0) {
-            return -1;
-        }
-        multi_conn = b;
-        return 0;
+        return set_bool(&multi_conn, value);
     } else if (strcmp(key, "handles") == 0) {
         if (nbdkit_parse_unsigned(key, value, &handles_max) < 0) {
             return -1;
