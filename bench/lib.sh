@@ -28,7 +28,9 @@ bench_scratch()
 # retry_calibration CMD...: run CMD (in the scratch directory), again up to
 # 12 times while it fails with qemu-img's flaky LUKS PBKDF calibration
 # ("Unable to get accurate CPU usage"); any other failure is final and its
-# message is printed.
+# message is printed.  (The tests get this from tests/peers/qemu-img on
+# PATH; the benchmarks keep it to the untimed creates, so every timed run
+# calls the real qemu-img with nothing in between.)
 retry_calibration()
 {
     local i
